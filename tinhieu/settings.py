@@ -1,0 +1,176 @@
+"""One settings object, built once from the environment (prefix ``TINHIEU_``) and ``.env``.
+
+Nothing else in the project reads ``os.environ``. A wrong value stops the start with a
+message that names the setting (see :func:`load_settings`). Secrets are ``SecretStr`` and
+print as ``**********``.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from tinhieu.symbols import DEFAULT_SYMBOLS, canonical
+
+TIMEFRAME_MS = {
+    "1m": 60_000,
+    "3m": 180_000,
+    "5m": 300_000,
+    "15m": 900_000,
+    "30m": 1_800_000,
+    "1h": 3_600_000,
+    "4h": 14_400_000,
+    "1d": 86_400_000,
+}
+
+MIN_WINDOW = 52
+_SECRET = re.compile(r"token|key|secret|password", re.I)  # SMA_50 plus a buffer of two candles
+
+
+class SettingsError(ValueError):
+    """A setting has a wrong value; the message names the setting and the fix."""
+
+
+class Settings(BaseSettings):
+    """tinhieu settings. Environment variable = ``TINHIEU_`` + upper-case field name."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="TINHIEU_",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        frozen=True,
+    )
+
+    # --- streaming core -------------------------------------------------------------
+    app_id: str = Field("tinhieu", description="Faust app id = Kafka consumer group prefix.")
+    broker_url: str = Field(
+        "kafka://127.0.0.1:9092",
+        description="Kafka bootstrap servers, e.g. kafka://host1:9092;host2:9092.",
+    )
+    symbols: Annotated[tuple[str, ...], NoDecode] = Field(
+        DEFAULT_SYMBOLS, description="Comma-separated symbols, any form (btc, BTCUSDT, ...)."
+    )
+    timeframe: Literal["1m", "3m", "5m", "15m", "30m", "1h", "4h", "1d"] = Field(
+        "1m", description="Candle timeframe."
+    )
+    window_size: int = Field(60, ge=MIN_WINDOW, le=5000, description="Candles kept per symbol.")
+    partitions: int = Field(8, ge=1, le=1024, description="Partitions of every topic.")
+    replicas: int = Field(1, ge=1, le=10, description="Replication factor of topics.")
+    standby_replicas: int = Field(1, ge=0, le=5, description="Table standbys per partition.")
+    data_dir: Path = Field(Path("var"), description="Worker data: RocksDB, SQLite, models.")
+    web_host: str = Field("127.0.0.1", description="Address the web views bind to.")
+    web_port: int = Field(6066, ge=1, le=65535, description="Port of the web views.")
+    processing_guarantee: Literal["at_least_once", "exactly_once"] = "at_least_once"
+    log_language: Literal["vi", "en"] = Field("vi", description="Language of log messages.")
+
+    # --- exchange ingest ------------------------------------------------------------
+    ingest_enabled: bool = Field(True, description="Leader polls the exchange for candles.")
+    exchange_id: str = Field("binance", description="ccxt exchange id.")
+    exchange_base_url: str | None = Field(
+        None, description="Override of the exchange REST base URL (proxies, test servers)."
+    )
+    exchange_timeout_s: float = Field(10.0, gt=0, le=120)
+    exchange_api_key: SecretStr | None = None
+    exchange_secret: SecretStr | None = None
+    poll_interval_s: float = Field(10.0, ge=0.5, le=3600, description="Seconds between polls.")
+    backfill_candles: int = Field(0, ge=0, le=5000, description="0 means window_size.")
+    retry_max_delay_s: float = Field(60.0, gt=0, le=3600)
+
+    # --- ML signals -----------------------------------------------------------------
+    model_dir: Path | None = Field(None, description="Model registry; default data_dir/models.")
+    label_horizon: int = Field(5, ge=1, le=1440, description="Candles ahead for the label.")
+    label_threshold_pct: float = Field(0.25, ge=0, description="Move that counts as UP/DOWN.")
+    fee_pct: float = Field(0.1, ge=0, le=5, description="Fee per side, percent.")
+    min_confidence: float = Field(0.6, ge=0, le=1, description="Below it the signal is NEUTRAL.")
+    ensemble_weights: str | None = Field(
+        None, description="rf=1,svm=1,lr=1; default from walk-forward scores."
+    )
+
+    # --- broker ---------------------------------------------------------------------
+    starting_cash: float = Field(10_000.0, gt=0)
+    position_size_pct: float = Field(95.0, gt=0, le=100, description="Cash share per entry.")
+    stop_loss_pct: float = Field(2.0, gt=0, lt=100)
+    take_profit_pct: float = Field(5.0, gt=0)
+    commission_pct: float = Field(0.1, ge=0, lt=10)
+    trade_db: Path | None = Field(None, description="SQLite trade log; default data_dir/trades.db")
+
+    # --- Discord bot ----------------------------------------------------------------
+    discord_bot_token: SecretStr | None = Field(
+        None, validation_alias=AliasChoices("DISCORD_BOT_TOKEN", "BOT_TOKEN")
+    )
+    discord_channel_id: int | None = None
+    bot_prefix: str = Field("!", min_length=1, max_length=5)
+    vnd_per_usdt: float = Field(26_000.0, gt=0, description="VND rate for !gia.")
+    web_urls: Annotated[tuple[str, ...], NoDecode] = Field(
+        (), description="Worker web URLs the bot asks; default http://web_host:web_port."
+    )
+
+    @field_validator("symbols", mode="before")
+    @classmethod
+    def _split_symbols(cls, value: object) -> tuple[str, ...]:
+        items = value.split(",") if isinstance(value, str) else list(value)  # type: ignore[call-overload]
+        symbols = tuple(dict.fromkeys(canonical(str(s)) for s in items if str(s).strip()))
+        if not symbols:
+            raise ValueError("at least one symbol is needed")
+        return symbols
+
+    @field_validator("web_urls", mode="before")
+    @classmethod
+    def _split_urls(cls, value: object) -> tuple[str, ...]:
+        items = value.split(",") if isinstance(value, str) else list(value)  # type: ignore[call-overload]
+        return tuple(str(u).strip().rstrip("/") for u in items if str(u).strip())
+
+    @field_validator("broker_url")
+    @classmethod
+    def _check_broker(cls, value: str) -> str:
+        for part in value.split(";"):
+            if not part.startswith(("kafka://", "aiokafka://")):
+                raise ValueError("must look like kafka://host:port (several joined by ';')")
+        return value
+
+    # --- derived values ---------------------------------------------------------------
+    @property
+    def timeframe_ms(self) -> int:
+        return TIMEFRAME_MS[self.timeframe]
+
+    @property
+    def backfill(self) -> int:
+        return self.backfill_candles or self.window_size
+
+    @property
+    def models_path(self) -> Path:
+        return self.model_dir or self.data_dir / "models"
+
+    @property
+    def trade_db_path(self) -> Path:
+        return self.trade_db or self.data_dir / "trades.db"
+
+    @property
+    def worker_urls(self) -> tuple[str, ...]:
+        return self.web_urls or (f"http://{self.web_host}:{self.web_port}",)
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build and validate the settings; raise ``SettingsError`` naming each wrong one."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors():
+            field = ".".join(str(p) for p in err["loc"]) or "?"
+            env = f"TINHIEU_{field.upper()}"
+            shown = "<hidden>" if _SECRET.search(field) else repr(err.get("input"))
+            lines.append(f"  {field} ({env}): {err['msg']} (got {shown})")
+        raise SettingsError("invalid settings:\n" + "\n".join(lines)) from None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, built once."""
+    return load_settings()
