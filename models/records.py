@@ -41,7 +41,11 @@ class Signal(faust.Record, serializer="json", include_metadata=False):
     candle_time: int  # open time of the candle the signal describes, ms UTC
     action: str  # BUY | SELL | NEUTRAL
     confidence: float  # 0..1
+    open: float  # the candle the signal describes: the broker checks its levels against it
+    high: float
+    low: float
     close: float
+    volume: float
     votes: list[ModelVote]
     model_version: str  # joined versions of the ensemble members
     feature_schema: str
