@@ -1,0 +1,1 @@
+"""Fakes of what is outside the project (exchange HTTP), for tests."""

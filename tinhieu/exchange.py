@@ -1,0 +1,841 @@
+"""The exchange edge: closed candles and tickers through ccxt (async), errors mapped, retried.
+
+Everything that talks to the exchange goes through :class:`ExchangeClient`. ccxt errors never
+leave this module: they become :class:`ExchangeError` subclasses that say what failed, for which
+symbol, and what to do. Every network call goes through one retry helper (exponential backoff
+with jitter, capped at ``settings.retry_max_delay_s``; ``Retry-After`` honoured on 429/418).
+
+:class:`CandlePoller` keeps a per-symbol cursor so that closed candles are handed out exactly
+once, in order, across polls and restarts (the caller seeds it from what Kafka already holds).
+
+A candle is *closed* when ``open_time + timeframe_ms <= now`` by the injected clock; the
+still-forming candle the exchange returns last is never handed out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+import ccxt
+import ccxt.async_support as ccxt_async
+
+from tinhieu import i18n
+from tinhieu.candles import Bar, CandleError, validate_candle
+from tinhieu.settings import Settings
+from tinhieu.symbols import canonical
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+Clock = Callable[[], float]
+Sleep = Callable[[float], Awaitable[Any]]
+Progress = Callable[[int, int], Any]
+
+DEFAULT_ATTEMPTS = 3
+"""Attempts per call unless told otherwise (the bot, the CLI). ``None`` retries forever."""
+BASE_DELAY_S = 1.0
+"""First backoff delay for network errors, timeouts and 5xx; doubled per attempt."""
+RATE_LIMIT_BASE_DELAY_S = 5.0
+"""First backoff delay after 429/418 without a ``Retry-After`` header."""
+DEFAULT_PAGE_LIMIT = 500
+"""Candles per request when ccxt does not tell the exchange's own limit."""
+
+_BINANCE_FAMILY = ("binance", "binanceus")
+
+i18n.register(
+    {
+        "exchange.connect": (
+            i18n.TAGS["conn"],
+            "sàn {exchange} ({host}): khung {timeframe}, timeout {timeout_s} s, khóa API {keys}",
+            "exchange {exchange} ({host}): timeframe {timeframe}, timeout {timeout_s} s, "
+            "API key {keys}",
+        ),
+        "exchange.unreachable": (
+            i18n.TAGS["retry"],
+            "không kết nối được sàn {exchange} ({host}) khi {what}{target}: {error}; "
+            "thử lại sau {delay:.1f} s (lần {attempt}{of})",
+            "cannot reach the exchange {exchange} ({host}) while {what}{target}: {error}; "
+            "retrying in {delay:.1f} s (attempt {attempt}{of})",
+        ),
+        "exchange.timeout": (
+            i18n.TAGS["retry"],
+            "sàn {exchange} ({host}) không trả lời trong {timeout_s} s khi {what}{target}; "
+            "thử lại sau {delay:.1f} s (lần {attempt}{of})",
+            "the exchange {exchange} ({host}) did not answer within {timeout_s} s while "
+            "{what}{target}; retrying in {delay:.1f} s (attempt {attempt}{of})",
+        ),
+        "exchange.unavailable": (
+            i18n.TAGS["retry"],
+            "sàn {exchange} ({host}) đang lỗi khi {what}{target}: {error}; "
+            "thử lại sau {delay:.1f} s (lần {attempt}{of})",
+            "the exchange {exchange} ({host}) failed while {what}{target}: {error}; "
+            "retrying in {delay:.1f} s (attempt {attempt}{of})",
+        ),
+        "exchange.rate_limited": (
+            i18n.TAGS["retry"],
+            "sàn {exchange} ({host}) giới hạn tần suất (HTTP 429/418) khi {what}{target}; "
+            "chờ {delay:.1f} s{hint} rồi thử lại (lần {attempt}{of})",
+            "the exchange {exchange} ({host}) rate-limited us (HTTP 429/418) while "
+            "{what}{target}; waiting {delay:.1f} s{hint} before retrying (attempt {attempt}{of})",
+        ),
+        "exchange.gave_up": (
+            i18n.TAGS["error"],
+            "{what}{target} trên sàn {exchange} ({host}) thất bại sau {attempt} lần: {error}",
+            "{what}{target} on the exchange {exchange} ({host}) failed after {attempt} "
+            "attempt(s): {error}",
+        ),
+        "exchange.bad_data": (
+            i18n.TAGS["error"],
+            "dữ liệu sai từ sàn {exchange} khi {what}{target}: {error}; bỏ qua lần này, "
+            "lần sau lấy lại",
+            "bad data from the exchange {exchange} while {what}{target}: {error}; skipped "
+            "this time, fetched again next time",
+        ),
+        "exchange.bad_row": (
+            i18n.TAGS["skip"],
+            "nến {symbol} {ts} từ sàn bị bỏ qua: {reason}",
+            "candle {symbol} {ts} from the exchange skipped: {reason}",
+        ),
+        "exchange.no_ticker": (
+            i18n.TAGS["skip"],
+            "sàn {exchange} không trả giá cho {symbol}",
+            "the exchange {exchange} returned no ticker for {symbol}",
+        ),
+        "poller.start": (
+            i18n.TAGS["data"],
+            "{symbol}: nạp {count} nến đã đóng ({how})",
+            "{symbol}: loaded {count} closed candles ({how})",
+        ),
+        "poller.catchup_capped": (
+            i18n.TAGS["warn"],
+            "{symbol}: nến cuối đã có lúc {last_ts}, quá xa; chỉ lấy lại {max_catchup} nến "
+            "gần nhất (từ {start_ts})",
+            "{symbol}: last held candle {last_ts} is too old; fetching only the latest "
+            "{max_catchup} candles (from {start_ts})",
+        ),
+        "poller.stale": (
+            i18n.TAGS["skip"],
+            "{symbol}: bỏ {count} nến cũ (không mới hơn con trỏ {cursor})",
+            "{symbol}: dropped {count} stale candle(s) (not newer than cursor {cursor})",
+        ),
+        "poller.failed": (
+            i18n.TAGS["skip"],
+            "{symbol}: lần lấy nến này thất bại ({error}); giữ con trỏ {cursor}, lần sau "
+            "lấy lại từ đó",
+            "{symbol}: this poll failed ({error}); cursor kept at {cursor}, the next poll "
+            "fetches again from there",
+        ),
+    }
+)
+
+
+# --- errors --------------------------------------------------------------------------
+
+
+class ExchangeError(Exception):
+    """Base of every error from the exchange edge (ccxt errors are mapped to these)."""
+
+
+class ExchangeUnavailable(ExchangeError):
+    """Network error, timeout, 5xx or maintenance: retried with backoff."""
+
+
+class RateLimited(ExchangeUnavailable):
+    """HTTP 429/418: retried with a longer backoff; ``retry_after_s`` from the exchange."""
+
+    def __init__(self, message: str, retry_after_s: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+class ExchangeDataError(ExchangeError):
+    """Malformed response: logged, that fetch skipped, fetched again on the next poll."""
+
+
+class ExchangeConfigError(ExchangeError):
+    """Unknown exchange id, symbol not listed, bad API key: not retried; fix the setting."""
+
+
+# --- helpers -------------------------------------------------------------------------
+
+
+def _short(text: object, limit: int = 300) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _header(headers: Mapping[str, Any] | None, name: str) -> str | None:
+    for key, value in (headers or {}).items():
+        if key.lower() == name.lower():
+            return str(value)
+    return None
+
+
+def _rewrite_urls(api: Any, base_url: str) -> Any:
+    """Every URL in ccxt's ``urls['api']`` with its scheme and host replaced by ``base_url``."""
+    if isinstance(api, str):
+        base = urlsplit(base_url)
+        parts = urlsplit(api)
+        return f"{base.scheme}://{base.netloc}{base.path.rstrip('/')}{parts.path}"
+    if isinstance(api, dict):
+        return {key: _rewrite_urls(value, base_url) for key, value in api.items()}
+    return api
+
+
+def _first_host(api: Any) -> str:
+    if isinstance(api, str):
+        return urlsplit(api).netloc or api
+    if isinstance(api, dict):
+        for key in ("public", "rest", "spot"):
+            if isinstance(api.get(key), str):
+                return _first_host(api[key])
+        for value in api.values():
+            host = _first_host(value)
+            if host:
+                return host
+    return ""
+
+
+class ExchangeClient:
+    """The one wrapper around a ccxt async exchange.
+
+    Parameters
+    ----------
+    settings:
+        Uses ``exchange_id``, ``exchange_base_url``, ``exchange_timeout_s``,
+        ``exchange_api_key``/``exchange_secret``, ``timeframe``, ``retry_max_delay_s``.
+    clock:
+        Seconds since the epoch; decides which candle is still forming.
+    sleep:
+        Awaited between retries (tests pass a fast one).
+    rng:
+        Source of the backoff jitter.
+
+    Raises
+    ------
+    ExchangeConfigError
+        ``settings.exchange_id`` is not an exchange ccxt knows.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        clock: Clock = time.time,
+        sleep: Sleep = asyncio.sleep,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._settings = settings
+        self._clock = clock
+        self._sleep = sleep
+        self._rng = rng or random.Random()
+        self.exchange_id = settings.exchange_id
+        self.timeframe = settings.timeframe
+        self.timeframe_ms = settings.timeframe_ms
+        self.max_delay_s = settings.retry_max_delay_s
+        exchange_class = getattr(ccxt_async, settings.exchange_id, None)
+        if settings.exchange_id not in ccxt_async.exchanges or exchange_class is None:
+            raise ExchangeConfigError(
+                f"unknown exchange id {settings.exchange_id!r} (TINHIEU_EXCHANGE_ID); "
+                f"use a ccxt exchange id such as 'binance', 'okx', 'bybit', 'kraken'"
+            )
+        options: dict[str, Any] = {"defaultType": "spot"}
+        if settings.exchange_id in _BINANCE_FAMILY:
+            # spot markets only (one exchangeInfo request), no signed currency/margin calls
+            options.update(
+                {
+                    "fetchMarkets": {"types": ["spot"]},
+                    "fetchCurrencies": False,
+                    "fetchMargins": False,
+                }
+            )
+        config: dict[str, Any] = {
+            "enableRateLimit": True,
+            "timeout": int(settings.exchange_timeout_s * 1000),
+            "options": options,
+        }
+        if settings.exchange_api_key is not None:
+            config["apiKey"] = settings.exchange_api_key.get_secret_value()
+        if settings.exchange_secret is not None:
+            config["secret"] = settings.exchange_secret.get_secret_value()
+        self._has_keys = "apiKey" in config
+        self._ex: Any = exchange_class(config)
+        if settings.exchange_base_url:
+            self._ex.urls["api"] = _rewrite_urls(self._ex.urls["api"], settings.exchange_base_url)
+        self.host = _first_host(self._ex.urls.get("api")) or settings.exchange_id
+        self._ex.on_rest_response = self._check_body
+        self.page_limit = self._page_limit()
+        i18n.log(
+            logger,
+            logging.INFO,
+            "exchange.connect",
+            exchange=self.exchange_id,
+            host=self.host,
+            timeframe=self.timeframe,
+            timeout_s=settings.exchange_timeout_s,
+            keys="****" if self._has_keys else "-",
+        )
+
+    # --- public API ----------------------------------------------------------------------
+    def now_ms(self) -> int:
+        """The injected clock in integer ms."""
+        return int(self._clock() * 1000)
+
+    def current_open_ms(self) -> int:
+        """Open time of the candle forming now; every candle before it is closed."""
+        return self.now_ms() // self.timeframe_ms * self.timeframe_ms
+
+    async def load_markets(self, *, attempts: int | None = DEFAULT_ATTEMPTS) -> None:
+        """Load the exchange's markets once (later calls return at once)."""
+        if self._ex.markets:
+            return
+        await self._call("load_markets", None, self._ex.load_markets, attempts)
+
+    async def check_symbols(
+        self, symbols: Iterable[str], *, attempts: int | None = DEFAULT_ATTEMPTS
+    ) -> list[str]:
+        """Canonical symbols, each checked to be listed; raises ``ExchangeConfigError`` if not."""
+        await self.load_markets(attempts=attempts)
+        wanted = [canonical(s) for s in symbols]
+        missing = [s for s in wanted if s not in self._ex.markets]
+        if missing:
+            listed = sorted(s for s in self._ex.markets if s.endswith("/USDT"))[:10]
+            raise ExchangeConfigError(
+                f"symbol(s) {', '.join(missing)} not listed on {self.exchange_id} (spot); "
+                f"fix TINHIEU_SYMBOLS (listed, for example: {', '.join(listed) or 'none'})"
+            )
+        return wanted
+
+    async def fetch_closed_candles(
+        self,
+        symbol: str,
+        since_ms: int | None,
+        limit: int,
+        *,
+        attempts: int | None = DEFAULT_ATTEMPTS,
+    ) -> list[Bar]:
+        """Closed candles of ``symbol`` from one request, ascending, without duplicates.
+
+        Parameters
+        ----------
+        symbol:
+            Any form (``btc``, ``BTCUSDT``, ``BTC/USDT``).
+        since_ms:
+            Earliest open time wanted; ``None`` for the latest candles.
+        limit:
+            Candles asked for (at most :attr:`page_limit`). The still-forming candle counts
+            towards the exchange's limit but is dropped, so fewer may come back.
+        attempts:
+            Tries before the mapped error is raised; ``None`` retries forever.
+
+        Raises
+        ------
+        ExchangeUnavailable, RateLimited
+            After ``attempts`` failed tries.
+        ExchangeDataError
+            The response is not candle data (not retried here).
+        ExchangeConfigError
+            The symbol is not listed on the exchange.
+        """
+        bars, _ = await self._fetch_page(symbol, since_ms, limit, attempts)
+        return bars
+
+    async def backfill(
+        self, symbol: str, count: int, *, attempts: int | None = DEFAULT_ATTEMPTS
+    ) -> list[Bar]:
+        """The last ``count`` closed candles (fewer when the exchange has a gap or less history).
+
+        One request when ``count`` fits in a page, otherwise paginated forward over the time
+        range of the last ``count`` candles.
+        """
+        if count <= 0:
+            return []
+        sym = (await self.check_symbols([symbol], attempts=attempts))[0]
+        if count + 1 <= self.page_limit:
+            bars, _ = await self._fetch_page(sym, None, count + 1, attempts)
+            return bars[-count:]
+        end = self.current_open_ms()
+        bars = await self._fetch_range(sym, end - count * self.timeframe_ms, end, None, attempts)
+        return bars[-count:]
+
+    async def fetch_history(
+        self,
+        symbol: str,
+        start_ms: int,
+        end_ms: int | None = None,
+        progress: Progress | None = None,
+        *,
+        attempts: int | None = DEFAULT_ATTEMPTS,
+    ) -> list[Bar]:
+        """Closed candles with ``start_ms <= open time < end_ms`` (``None``: up to now), paginated.
+
+        ``progress(candles_so_far, candles_expected)`` is called after every page.
+        """
+        sym = (await self.check_symbols([symbol], attempts=attempts))[0]
+        end = self.current_open_ms() if end_ms is None else min(end_ms, self.current_open_ms())
+        return await self._fetch_range(sym, start_ms, end, progress, attempts)
+
+    async def fetch_tickers(
+        self, symbols: Sequence[str], *, attempts: int | None = DEFAULT_ATTEMPTS
+    ) -> dict[str, dict[str, Any]]:
+        """``{symbol: {"last", "percentage" (24 h change %), "quoteVolume", "timestamp"}}``.
+
+        A symbol the exchange returns no ticker for is left out (and logged).
+        """
+        syms = await self.check_symbols(symbols, attempts=attempts)
+        raw = await self._call(
+            "fetch_tickers", ",".join(syms), lambda: self._ex.fetch_tickers(syms), attempts
+        )
+        if not isinstance(raw, dict):
+            raise self._data_error(
+                "fetch_tickers", None, f"expected a mapping of tickers, got {type(raw).__name__}"
+            )
+        result: dict[str, dict[str, Any]] = {}
+        for sym in syms:
+            ticker = raw.get(sym)
+            last = ticker.get("last") if isinstance(ticker, dict) else None
+            if last is None:
+                i18n.log(
+                    logger,
+                    logging.WARNING,
+                    "exchange.no_ticker",
+                    exchange=self.exchange_id,
+                    symbol=sym,
+                )
+                continue
+            result[sym] = {
+                "last": float(last),
+                "percentage": _float_or_none(ticker.get("percentage")),
+                "quoteVolume": _float_or_none(ticker.get("quoteVolume")),
+                "timestamp": ticker.get("timestamp"),
+            }
+        return result
+
+    async def close(self) -> None:
+        """Close the HTTP session (safe to call twice)."""
+        await self._ex.close()
+
+    async def __aenter__(self) -> ExchangeClient:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    # --- candles -------------------------------------------------------------------------
+    async def _fetch_page(
+        self, symbol: str, since_ms: int | None, limit: int, attempts: int | None
+    ) -> tuple[list[Bar], int | None]:
+        """Closed, valid candles of one request, and the newest open time the exchange sent."""
+        sym = (await self.check_symbols([symbol], attempts=attempts))[0]
+        limit = max(1, min(limit, self.page_limit))
+        rows = await self._call(
+            "fetch_ohlcv",
+            sym,
+            lambda: self._ex.fetch_ohlcv(sym, self.timeframe, since_ms, limit),
+            attempts,
+        )
+        if not isinstance(rows, list):
+            raise self._data_error("fetch_ohlcv", sym, f"expected a list of candles, got {rows!r}")
+        closed_before = self.current_open_ms()
+        bars: dict[int, Bar] = {}
+        newest: int | None = None
+        for row in rows:
+            if not isinstance(row, (list, tuple)) or len(row) < 6:
+                raise self._data_error("fetch_ohlcv", sym, f"not a candle row: {_short(row, 120)}")
+            ts = row[0]
+            if isinstance(ts, int) and not isinstance(ts, bool):
+                newest = ts if newest is None else max(newest, ts)
+            try:
+                bar = validate_candle(
+                    dict(
+                        zip(
+                            ("timestamp", "open", "high", "low", "close", "volume"),
+                            row[:6],
+                            strict=True,
+                        ),
+                        symbol=sym,
+                    ),
+                    (sym,),
+                    self.timeframe_ms,
+                ).bar
+            except CandleError as exc:
+                i18n.log(
+                    logger,
+                    logging.WARNING,
+                    "exchange.bad_row",
+                    symbol=sym,
+                    ts=ts,
+                    reason=exc.reason,
+                )
+                continue
+            if bar.ts >= closed_before:  # still forming
+                continue
+            if since_ms is not None and bar.ts < since_ms:
+                continue
+            bars.setdefault(bar.ts, bar)
+        return [bars[ts] for ts in sorted(bars)], newest
+
+    async def _fetch_range(
+        self,
+        sym: str,
+        start_ms: int,
+        end_ms: int,
+        progress: Progress | None,
+        attempts: int | None,
+    ) -> list[Bar]:
+        tf = self.timeframe_ms
+        start_ms = -(-start_ms // tf) * tf  # first aligned open time at or after start
+        expected = max(0, (end_ms - start_ms) // tf)
+        out: dict[int, Bar] = {}
+        cursor = start_ms
+        while cursor < end_ms:
+            bars, newest = await self._fetch_page(sym, cursor, self.page_limit, attempts)
+            for bar in bars:
+                if bar.ts < end_ms:
+                    out.setdefault(bar.ts, bar)
+            if progress is not None:
+                progress(len(out), expected)
+            if newest is None or newest < cursor:
+                break  # nothing at or after the cursor: the exchange has no more
+            cursor = newest + tf
+        return [out[ts] for ts in sorted(out)]
+
+    def _page_limit(self) -> int:
+        features = getattr(self._ex, "features", None) or {}
+        spot = features.get("spot") if isinstance(features, dict) else None
+        ohlcv = spot.get("fetchOHLCV") if isinstance(spot, dict) else None
+        limit = ohlcv.get("limit") if isinstance(ohlcv, dict) else None
+        return int(limit) if isinstance(limit, int) and limit > 1 else DEFAULT_PAGE_LIMIT
+
+    # --- the retry helper ------------------------------------------------------------------
+    async def _call(
+        self,
+        what: str,
+        target: str | None,
+        fn: Callable[[], Awaitable[T]],
+        attempts: int | None,
+    ) -> T:
+        """Run ``fn`` with retries; the one path every network call takes.
+
+        ``ExchangeUnavailable`` (and ``RateLimited``) is retried with backoff, at most
+        ``attempts`` tries in all (forever when ``None``); other errors are raised at once.
+        """
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                return await fn()
+            except asyncio.CancelledError:
+                raise
+            except Exception as caught:  # every ccxt / parsing error is mapped here
+                exc: Exception = caught
+                error = self._map_error(caught, what, target)
+            if error is exc:
+                raise error
+            fields = {
+                "exchange": self.exchange_id,
+                "host": self.host,
+                "what": what,
+                "target": f" {target}" if target else "",
+                "attempt": attempt,
+                "of": f"/{attempts}" if attempts is not None else "",
+                "error": _short(exc.__cause__ or exc),
+            }
+            if not isinstance(error, ExchangeUnavailable):
+                if isinstance(error, ExchangeDataError):
+                    i18n.log(logger, logging.WARNING, "exchange.bad_data", **fields)
+                raise error from exc
+            if attempts is not None and attempt >= attempts:
+                i18n.log(logger, logging.ERROR, "exchange.gave_up", **fields)
+                raise error from exc
+            delay = self._delay(attempt, error)
+            fields["delay"] = delay
+            if isinstance(error, RateLimited):
+                hint = (
+                    f" (Retry-After {error.retry_after_s:g} s)"
+                    if error.retry_after_s is not None
+                    else ""
+                )
+                i18n.log(logger, logging.WARNING, "exchange.rate_limited", hint=hint, **fields)
+            elif isinstance(exc, ccxt.RequestTimeout):
+                i18n.log(
+                    logger,
+                    logging.WARNING,
+                    "exchange.timeout",
+                    timeout_s=self._settings.exchange_timeout_s,
+                    **fields,
+                )
+            elif isinstance(exc, ccxt.ExchangeNotAvailable) and exc.__cause__ is not None:
+                i18n.log(logger, logging.WARNING, "exchange.unreachable", **fields)
+            else:
+                i18n.log(logger, logging.WARNING, "exchange.unavailable", **fields)
+            await self._sleep(delay)
+
+    def _delay(self, attempt: int, error: ExchangeUnavailable) -> float:
+        """Exponential backoff with jitter (half fixed, half random), capped.
+
+        A ``Retry-After`` from the exchange is obeyed as given, above the cap: retrying early
+        during a Binance 418 ban lengthens the ban.
+        """
+        if isinstance(error, RateLimited):
+            if error.retry_after_s is not None:
+                return max(0.0, error.retry_after_s)
+            base = RATE_LIMIT_BASE_DELAY_S
+        else:
+            base = BASE_DELAY_S
+        delay = min(self.max_delay_s, base * 2 ** min(attempt - 1, 30))
+        return delay / 2 + self._rng.uniform(0, delay / 2)
+
+    def _map_error(self, exc: Exception, what: str, target: str | None) -> ExchangeError:
+        """A ccxt (or parsing) exception as one of ours, with a message that says what to do."""
+        where = f"{self.exchange_id} ({self.host}) {what}{' ' + target if target else ''}"
+        if isinstance(exc, ExchangeError):
+            return exc
+        if isinstance(exc, (ccxt.DDoSProtection, ccxt.RateLimitExceeded)):
+            headers = getattr(self._ex, "last_response_headers", None)
+            retry_after = _float_or_none(_header(headers, "Retry-After"))
+            return RateLimited(f"{where}: rate limited: {_short(exc)}", retry_after)
+        if isinstance(exc, ccxt.BadResponse):
+            return ExchangeDataError(f"{where}: malformed response: {_short(exc)}")
+        if isinstance(exc, ccxt.RequestTimeout):
+            return ExchangeUnavailable(
+                f"{where}: no answer within {self._settings.exchange_timeout_s} s "
+                f"(TINHIEU_EXCHANGE_TIMEOUT_S)"
+            )
+        if isinstance(exc, ccxt.ExchangeNotAvailable) and exc.__cause__ is not None:
+            return ExchangeUnavailable(
+                f"{where}: cannot reach the exchange: {_short(exc.__cause__)}; check the "
+                f"network or TINHIEU_EXCHANGE_BASE_URL"
+            )
+        if isinstance(exc, (ccxt.NetworkError, ccxt.OperationFailed)):
+            return ExchangeUnavailable(f"{where}: {_short(exc)}")
+        if isinstance(exc, ccxt.BadSymbol):
+            return ExchangeConfigError(
+                f"{where}: symbol not listed: {_short(exc)}; fix TINHIEU_SYMBOLS"
+            )
+        if isinstance(
+            exc, (ccxt.AuthenticationError, ccxt.PermissionDenied, ccxt.AccountSuspended)
+        ):
+            return ExchangeConfigError(
+                f"{where}: the exchange refused the API key: {_short(exc)}; check "
+                f"TINHIEU_EXCHANGE_API_KEY / TINHIEU_EXCHANGE_SECRET (public candles need none)"
+            )
+        if isinstance(exc, ccxt.NotSupported):
+            return ExchangeConfigError(f"{where}: not supported by this exchange: {_short(exc)}")
+        if isinstance(exc, ccxt.BaseError):
+            return ExchangeDataError(f"{where}: the exchange answered with an error: {_short(exc)}")
+        if isinstance(exc, (TypeError, ValueError, KeyError, IndexError, AttributeError)):
+            return ExchangeDataError(
+                f"{where}: cannot parse the response ({type(exc).__name__}: {_short(exc)})"
+            )
+        if isinstance(exc, OSError):
+            return ExchangeUnavailable(f"{where}: cannot reach the exchange: {_short(exc)}")
+        raise exc
+
+    def _data_error(self, what: str, target: str | None, reason: str) -> ExchangeDataError:
+        where = f"{self.exchange_id} ({self.host}) {what}{' ' + target if target else ''}"
+        error = ExchangeDataError(f"{where}: {_short(reason)}")
+        i18n.log(
+            logger,
+            logging.WARNING,
+            "exchange.bad_data",
+            exchange=self.exchange_id,
+            what=what,
+            target=f" {target}" if target else "",
+            error=_short(reason),
+        )
+        return error
+
+    def _check_body(
+        self,
+        code: Any,
+        reason: Any,
+        url: Any,
+        method: Any,
+        response_headers: Any,
+        response_body: Any,
+        request_headers: Any,
+        request_body: Any,
+    ) -> Any:
+        """ccxt hook on every REST response: a 2xx body must be JSON.
+
+        ccxt alone turns a truncated JSON body into an empty candle list, which would look
+        like "no new candles"; here it becomes ``BadResponse`` (mapped to ExchangeDataError).
+        """
+        body = response_body.strip() if isinstance(response_body, str) else response_body
+        if isinstance(code, int) and 200 <= code < 300 and isinstance(body, str) and body:
+            try:
+                json.loads(body)
+            except ValueError as exc:
+                raise ccxt.BadResponse(
+                    f"{self.exchange_id} {method} {urlsplit(str(url)).path}: HTTP {code} body is "
+                    f"not valid JSON ({exc}); starts with {body[:60]!r}"
+                ) from None
+        return body
+
+
+def _float_or_none(value: Any) -> float | None:
+    try:
+        return None if value is None else float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+class CandlePoller:
+    """Per-symbol cursor: what has been handed out already.
+
+    No duplicates across polls; a restart seeds the cursor from what Kafka already holds
+    (``last_ts``: newest candle open time per symbol).
+
+    Parameters
+    ----------
+    client:
+        The exchange client.
+    symbols:
+        Symbols to poll (any form; canonical ``BASE/QUOTE`` in the results).
+    timeframe_ms:
+        Candle length in ms (must match the client's timeframe).
+    backfill:
+        Candles fetched on the first poll of a symbol without ``last_ts``.
+    last_ts:
+        Newest candle already published per symbol; the first poll continues after it.
+    attempts:
+        Tries per symbol per poll for network errors (``None``: retry until it works, which
+        holds the whole poll while the exchange is down).
+    max_catchup:
+        When ``last_ts`` is older than this many candles, only the latest ``max_catchup`` are
+        fetched (logged); ``None`` fetches everything since ``last_ts``.
+    """
+
+    def __init__(
+        self,
+        client: ExchangeClient,
+        symbols: list[str],
+        timeframe_ms: int,
+        backfill: int,
+        last_ts: dict[str, int] | None = None,
+        *,
+        attempts: int | None = DEFAULT_ATTEMPTS,
+        max_catchup: int | None = None,
+    ) -> None:
+        if timeframe_ms != client.timeframe_ms:
+            raise ValueError(
+                f"timeframe_ms {timeframe_ms} differs from the client's {client.timeframe_ms} "
+                f"({client.timeframe}); build both from the same settings"
+            )
+        self._client = client
+        self._symbols = list(dict.fromkeys(canonical(s) for s in symbols))
+        self._tf = timeframe_ms
+        self._backfill = backfill
+        self._attempts = attempts
+        self._max_catchup = max_catchup
+        self._cursor: dict[str, int] = {
+            canonical(s): int(ts)
+            for s, ts in (last_ts or {}).items()
+            if canonical(s) in self._symbols and ts is not None
+        }
+        self._checked = False
+        self.last_errors: dict[str, ExchangeError] = {}
+        """The error of each symbol whose last fetch failed (cleared when it succeeds)."""
+
+    def cursor(self) -> dict[str, int]:
+        """Open time of the newest candle handed out (or seeded) per symbol."""
+        return dict(self._cursor)
+
+    async def poll(self) -> dict[str, list[Bar]]:
+        """New closed candles per symbol (every symbol is a key; ``[]`` when none or failed).
+
+        The first call back-fills (``backfill`` candles, or everything after ``last_ts``); later
+        calls return only candles after the cursor, paginating when the gap is longer than a
+        page. A symbol whose fetch fails keeps its cursor and is fetched again next poll; the
+        others are not held back by it.
+
+        Raises
+        ------
+        ExchangeConfigError
+            A symbol is not listed on the exchange (fix ``TINHIEU_SYMBOLS``).
+        """
+        result: dict[str, list[Bar]] = {s: [] for s in self._symbols}
+        if not self._checked:
+            try:
+                await self._client.check_symbols(self._symbols, attempts=self._attempts)
+            except ExchangeConfigError:
+                raise
+            except ExchangeError as exc:
+                for sym in self._symbols:
+                    self._failed(sym, exc)
+                return result
+            self._checked = True
+        outcomes = await asyncio.gather(
+            *(self._poll_one(s) for s in self._symbols), return_exceptions=True
+        )
+        for sym, outcome in zip(self._symbols, outcomes, strict=True):
+            if isinstance(outcome, ExchangeConfigError):
+                raise outcome
+            if isinstance(outcome, ExchangeError):
+                self._failed(sym, outcome)
+            elif isinstance(outcome, BaseException):
+                raise outcome
+            else:
+                self.last_errors.pop(sym, None)
+                result[sym] = outcome
+        return result
+
+    def _failed(self, sym: str, exc: ExchangeError) -> None:
+        self.last_errors[sym] = exc
+        i18n.log(
+            logger,
+            logging.WARNING,
+            "poller.failed",
+            symbol=sym,
+            error=_short(exc, 200),
+            cursor=self._cursor.get(sym, "-"),
+        )
+
+    async def _poll_one(self, sym: str) -> list[Bar]:
+        cursor = self._cursor.get(sym)
+        client = self._client
+        if cursor is None:
+            bars = await client.backfill(sym, self._backfill, attempts=self._attempts)
+            how = f"backfill {self._backfill}"
+        else:
+            start = cursor + self._tf
+            if self._max_catchup is not None:
+                floor = client.current_open_ms() - self._max_catchup * self._tf
+                if start < floor:
+                    i18n.log(
+                        logger,
+                        logging.WARNING,
+                        "poller.catchup_capped",
+                        symbol=sym,
+                        last_ts=cursor,
+                        max_catchup=self._max_catchup,
+                        start_ts=floor,
+                    )
+                    start = floor
+            bars = await client.fetch_history(sym, start, None, attempts=self._attempts)
+            how = f"> {cursor}"
+        if cursor is not None:
+            fresh = [b for b in bars if b.ts > cursor]
+            if len(fresh) != len(bars):
+                i18n.log(
+                    logger,
+                    logging.INFO,
+                    "poller.stale",
+                    symbol=sym,
+                    count=len(bars) - len(fresh),
+                    cursor=cursor,
+                )
+            bars = fresh
+        if bars:
+            self._cursor[sym] = bars[-1].ts
+            if cursor is None or len(bars) > 1:
+                i18n.log(logger, logging.INFO, "poller.start", symbol=sym, count=len(bars), how=how)
+        return bars
