@@ -1,0 +1,276 @@
+"""The bot's reader of the ``orders`` topic: one Vietnamese embed per order in the channel.
+
+An aiokafka consumer in its own consumer group (``<app_id>-discord-bot``), so the bot never
+takes partitions from the workers. Offsets are committed only after the embed is posted:
+after a restart the feed resumes with the first order it had not posted yet (an order can be
+posted twice if the bot dies between posting and committing; never lost).
+
+A record that does not decode into an ``Order`` is logged ``[BO QUA]`` and skipped (its
+offset is committed, so it is not retried forever). A failed post is retried with backoff
+while the feed runs; the offset is not committed until it succeeds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import math
+from collections.abc import Awaitable, Callable
+from typing import Any, Literal
+
+from aiokafka import AIOKafkaConsumer, ConsumerRecord
+from aiokafka.errors import KafkaError
+
+from models.records import Order
+from tinhieu import i18n
+from tinhieu.settings import Settings
+
+__all__ = ["ORDERS_TOPIC", "OrdersFeed", "bootstrap_servers", "decode_order", "group_id"]
+
+logger = logging.getLogger(__name__)
+
+ORDERS_TOPIC = "orders"
+
+i18n.register(
+    {
+        "feed.start": (
+            i18n.TAGS["init"],
+            "bot doc topic {topic!r} tu {servers} (nhom {group})",
+            "the bot reads topic {topic!r} from {servers} (group {group})",
+        ),
+        "feed.bad_order": (
+            i18n.TAGS["skip"],
+            "ban ghi {topic}[{partition}]@{offset} khong phai Order hop le: {reason}",
+            "record {topic}[{partition}]@{offset} is not a valid Order: {reason}",
+        ),
+        "feed.posted": (
+            i18n.TAGS["order"],
+            "da dang lenh {order_id} ({symbol} {side}) len Discord",
+            "posted order {order_id} ({symbol} {side}) to Discord",
+        ),
+        "feed.post_failed": (
+            i18n.TAGS["retry"],
+            "khong dang duoc lenh {order_id} len Discord ({error}); thu lai sau {delay:.0f} s",
+            "could not post order {order_id} to Discord ({error}); retrying in {delay:.0f} s",
+        ),
+        "feed.kafka_failed": (
+            i18n.TAGS["retry"],
+            "loi Kafka khi doc {topic!r}: {error}; thu lai sau {delay:.0f} s",
+            "Kafka error while reading {topic!r}: {error}; retrying in {delay:.0f} s",
+        ),
+    }
+)
+
+Post = Callable[[Any], Awaitable[None]]
+ConsumerFactory = Callable[..., AIOKafkaConsumer]
+
+_NUMBER_FIELDS = (
+    "price", "amount", "fee", "entry_price", "stop_loss", "take_profit", "confidence",
+    "cash_after", "pnl",
+)
+
+
+def bootstrap_servers(broker_url: str) -> list[str]:
+    """``kafka://h1:9092;kafka://h2:9092`` (or ``kafka://h1:9092;h2:9092``) -> host:port list."""
+    servers = []
+    for part in broker_url.split(";"):
+        part = part.strip()
+        for scheme in ("kafka://", "aiokafka://"):
+            if part.startswith(scheme):
+                part = part[len(scheme):]
+        if part:
+            servers.append(part.rstrip("/"))
+    if not servers:
+        raise ValueError(f"no Kafka server in broker_url {broker_url!r} (TINHIEU_BROKER_URL)")
+    return servers
+
+
+def group_id(settings: Settings) -> str:
+    """The bot's own consumer group: ``<app_id>-discord-bot``."""
+    return f"{settings.app_id}-discord-bot"
+
+
+def decode_order(value: bytes | None) -> Order:
+    """The ``Order`` in a record value (JSON); ``ValueError`` saying what is wrong."""
+    if value is None:
+        raise ValueError("empty value (tombstone)")
+    try:
+        data = json.loads(value)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"not JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"JSON {type(data).__name__}, not an object")
+    data.pop("__faust", None)
+    try:
+        order = Order.from_data(data)
+    except TypeError as exc:
+        raise ValueError(f"fields missing or unknown: {exc}") from None
+    errors = order.validate()
+    if errors:
+        raise ValueError("; ".join(str(e) for e in errors))
+    if str(order.side).upper() not in ("BUY", "SELL"):
+        raise ValueError(f"side {order.side!r} is not BUY or SELL")
+    for name in _NUMBER_FIELDS:
+        value_ = getattr(order, name)
+        if isinstance(value_, bool) or not isinstance(value_, int | float) or not math.isfinite(
+            value_
+        ):
+            raise ValueError(f"{name} {value_!r} is not a finite number")
+    return order
+
+
+class OrdersFeed:
+    """Reads ``orders`` and calls ``post(embed)`` for each order, committing after each post.
+
+    Parameters
+    ----------
+    settings:
+        ``broker_url`` (bootstrap servers) and ``app_id`` (consumer group prefix).
+    post:
+        ``async post(embed)``; normally :func:`tinhieu.bot.commands.channel_poster`.
+    topic:
+        The orders topic.
+    group:
+        Consumer group; default ``<app_id>-discord-bot``.
+    start_from:
+        Where a group without committed offsets starts: ``"latest"`` (default: a new bot does
+        not flood the channel with old orders) or ``"earliest"``.
+    make_embed:
+        ``Order -> embed``; default :func:`tinhieu.bot.messages.order_embed`.
+    consumer_factory:
+        Builds the consumer (tests may pass another); default ``AIOKafkaConsumer``.
+    retry_max_delay_s:
+        Longest wait between retries of a failed post or Kafka error.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        post: Post,
+        *,
+        topic: str = ORDERS_TOPIC,
+        group: str | None = None,
+        start_from: Literal["latest", "earliest"] = "latest",
+        make_embed: Callable[[Order], Any] | None = None,
+        consumer_factory: ConsumerFactory = AIOKafkaConsumer,
+        retry_max_delay_s: float = 60.0,
+    ) -> None:
+        self.settings = settings
+        self.post = post
+        self.topic = topic
+        self.group = group or group_id(settings)
+        self.start_from = start_from
+        self.retry_max_delay_s = retry_max_delay_s
+        if make_embed is None:
+            from tinhieu.bot.messages import order_embed  # discord only where it is needed
+
+            make_embed = order_embed
+        self.make_embed = make_embed
+        self._consumer_factory = consumer_factory
+        self._consumer: AIOKafkaConsumer | None = None
+        self._stopping = asyncio.Event()
+        self.posted = 0
+        self.skipped = 0
+
+    async def run(self) -> None:
+        """Consume until :meth:`stop` or cancellation; never raises for a bad order."""
+        servers = bootstrap_servers(self.settings.broker_url)
+        consumer = self._consumer_factory(
+            self.topic,
+            bootstrap_servers=servers,
+            group_id=self.group,
+            client_id=f"{self.settings.app_id}-discord-bot",
+            enable_auto_commit=False,
+            auto_offset_reset=self.start_from,
+            metadata_max_age_ms=30_000,  # notice the topic soon if it is created after us
+        )
+        self._consumer = consumer
+        i18n.log(logger, logging.INFO, "feed.start", topic=self.topic,
+                 servers=",".join(servers), group=self.group)
+        delay = 1.0
+        try:
+            while not self._stopping.is_set():
+                try:
+                    await self._until_stopped(consumer.start())
+                    break
+                except KafkaError as exc:
+                    i18n.log(logger, logging.WARNING, "feed.kafka_failed", topic=self.topic,
+                             error=repr(exc), delay=delay)
+                    await self._sleep(delay)
+                    delay = min(delay * 2, self.retry_max_delay_s)
+            delay = 1.0
+            while not self._stopping.is_set():
+                try:
+                    batches = await self._until_stopped(
+                        consumer.getmany(timeout_ms=1000, max_records=50)
+                    )
+                except KafkaError as exc:
+                    i18n.log(logger, logging.WARNING, "feed.kafka_failed", topic=self.topic,
+                             error=repr(exc), delay=delay)
+                    await self._sleep(delay)
+                    delay = min(delay * 2, self.retry_max_delay_s)
+                    continue
+                delay = 1.0
+                for tp, records in (batches or {}).items():
+                    for record in records:
+                        if self._stopping.is_set():
+                            return
+                        if await self._handle(record):
+                            await consumer.commit({tp: record.offset + 1})
+        finally:
+            self._consumer = None
+            await consumer.stop()
+
+    async def stop(self) -> None:
+        """Ask :meth:`run` to finish after the order in hand; it then closes the consumer."""
+        self._stopping.set()
+
+    async def _handle(self, record: ConsumerRecord[Any, Any]) -> bool:
+        """Post one record; True when its offset may be committed."""
+        try:
+            order = decode_order(record.value)
+        except ValueError as exc:
+            self.skipped += 1
+            i18n.log(logger, logging.WARNING, "feed.bad_order", topic=record.topic,
+                     partition=record.partition, offset=record.offset, reason=exc)
+            return True
+        embed = self.make_embed(order)
+        delay = 1.0
+        while not self._stopping.is_set():
+            try:
+                await self.post(embed)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - Discord is outside; retry, never crash
+                i18n.log(logger, logging.WARNING, "feed.post_failed", order_id=order.id,
+                         error=repr(exc), delay=delay)
+                await self._sleep(delay)
+                delay = min(delay * 2, self.retry_max_delay_s)
+                continue
+            self.posted += 1
+            i18n.log(logger, logging.INFO, "feed.posted", order_id=order.id,
+                     symbol=order.symbol, side=order.side)
+            return True
+        return False
+
+    async def _sleep(self, seconds: float) -> None:
+        try:
+            await asyncio.wait_for(self._stopping.wait(), seconds)
+        except TimeoutError:
+            pass
+
+    async def _until_stopped(self, awaitable: Awaitable[Any]) -> Any:
+        """Await ``awaitable`` unless stop() comes first (then cancel it and return None)."""
+        task = asyncio.ensure_future(awaitable)
+        stopper = asyncio.ensure_future(self._stopping.wait())
+        try:
+            await asyncio.wait({task, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopper.cancel()
+        if task.done():
+            return task.result()
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        return None
+
