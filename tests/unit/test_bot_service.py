@@ -39,12 +39,27 @@ def signal_json(symbol: str = "BTC/USDT", action: str = "BUY", confidence: float
         "close": 84050.5,
         "volume": 12.5,
         "votes": [
-            {"model": "rf", "action": "BUY", "confidence": 0.81, "version": "rf-20250321",
-             "weight": 1.2},
-            {"model": "svm", "action": "BUY", "confidence": 0.66, "version": "svm-20250321",
-             "weight": 1.0},
-            {"model": "lr", "action": "NEUTRAL", "confidence": 0.51, "version": "lr-20250321",
-             "weight": 0.8},
+            {
+                "model": "rf",
+                "action": "BUY",
+                "confidence": 0.81,
+                "version": "rf-20250321",
+                "weight": 1.2,
+            },
+            {
+                "model": "svm",
+                "action": "BUY",
+                "confidence": 0.66,
+                "version": "svm-20250321",
+                "weight": 1.0,
+            },
+            {
+                "model": "lr",
+                "action": "NEUTRAL",
+                "confidence": 0.51,
+                "version": "lr-20250321",
+                "weight": 0.8,
+            },
         ],
         "model_version": "rf-20250321+svm-20250321+lr-20250321",
         "feature_schema": "v1",
@@ -113,8 +128,9 @@ def dead_url() -> str:
 class FakeExchange:
     """The exchange wrapper's surface: async ``fetch_tickers(symbols)``."""
 
-    def __init__(self, tickers: dict[str, dict[str, Any]] | None = None,
-                 error: Exception | None = None) -> None:
+    def __init__(
+        self, tickers: dict[str, dict[str, Any]] | None = None, error: Exception | None = None
+    ) -> None:
         self.tickers = tickers if tickers is not None else {}
         self.error = error
         self.calls: list[list[str]] = []
@@ -359,3 +375,39 @@ async def test_ping_workers_reports_each_worker_in_order(serve, http) -> None:
     assert health[0].detail == "ok" and health[0].latency_ms is not None
     assert health[1].latency_ms is None
     assert health[2].detail == "HTTP 503"
+
+
+# --- with the real exchange client, faked only at Binance's HTTP edge ---------------------
+
+
+async def test_price_and_movers_through_the_real_exchange_client(http) -> None:
+    from tests.fakes.binance import FakeBinance
+    from tinhieu.exchange import ExchangeClient
+
+    async with FakeBinance() as fake:
+        settings = load_settings(
+            exchange_base_url=fake.base_url, web_urls=dead_url(), symbols=",".join(SYMBOLS)
+        )
+        exchange = ExchangeClient(settings, clock=fake.clock, sleep=_no_sleep)
+        try:
+            service = TradingService(settings, http, exchange)
+            quote = await service.price("btc")
+            movers = await service.movers(limit=5)
+
+            fake.queue_fault("500", path=None, times=20)
+            with pytest.raises(ServiceUnavailable) as info:
+                await service.price("eth")
+        finally:
+            await exchange.close()
+
+    assert quote.last_usdt > 0 and quote.change_24h_pct is not None
+    assert quote.last_vnd == pytest.approx(quote.last_usdt * settings.vnd_per_usdt)
+    ranked = [m.change_24h_pct for m in movers.gainers] + [
+        m.change_24h_pct for m in reversed(movers.losers)
+    ]
+    assert ranked == sorted(ranked, reverse=True) and len(ranked) + len(movers.missing) <= 5
+    assert info.value.what == EXCHANGE
+
+
+async def _no_sleep(seconds: float) -> None:
+    return None

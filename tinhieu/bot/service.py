@@ -193,7 +193,10 @@ class TradingService:
         An object with ``fetch_tickers(symbols)`` (sync or async), normally
         ``tinhieu.exchange.ExchangeClient(settings)``.
     timeout_s:
-        Limit of one request to a worker or to the exchange, seconds.
+        Limit of one request to a worker, seconds.
+    exchange_timeout_s:
+        Limit of one exchange call, retries included; default ``settings.exchange_timeout_s``
+        (the first call also loads the exchange's markets, which takes a few seconds).
     """
 
     def __init__(
@@ -203,10 +206,12 @@ class TradingService:
         exchange: Exchange,
         *,
         timeout_s: float = 3.0,
+        exchange_timeout_s: float | None = None,
     ) -> None:
         self.settings = settings
         self.exchange = exchange
         self.timeout_s = timeout_s
+        self.exchange_timeout_s = exchange_timeout_s or settings.exchange_timeout_s
         self._http = http
         self._own_http = http is None
 
@@ -367,7 +372,7 @@ class TradingService:
         try:
             result = self.exchange.fetch_tickers(symbols)
             if inspect.isawaitable(result):
-                result = await asyncio.wait_for(result, self.timeout_s)
+                result = await asyncio.wait_for(result, self.exchange_timeout_s)
             if not isinstance(result, Mapping):
                 raise TypeError(f"fetch_tickers returned {type(result).__name__}, not a mapping")
             return result
