@@ -169,3 +169,54 @@ def apply_candle(
 
 def window_bars(window: Mapping[str, Any]) -> list[Bar]:
     return [Bar(int(c[0]), *map(float, c[1:6])) for c in window.get("candles", [])]
+
+
+def candle_from_message(
+    key: bytes | str | None,
+    value: bytes | str | Mapping[str, Any],
+    supported: Iterable[str],
+    timeframe_ms: int,
+) -> ValidCandle:
+    """Decode and validate one ``market_data`` message; the key must be its symbol.
+
+    Raises ``CandleError`` with a machine-readable code and a reason for people.
+    """
+    candle = validate_candle(decode_candle(value), supported, timeframe_ms)
+    key_text = key.decode("utf-8", "replace") if isinstance(key, bytes) else key
+    if key_text != candle.symbol:
+        raise CandleError(
+            "key_mismatch",
+            f"message key {key_text!r} is not the candle's normalized symbol {candle.symbol!r}"
+            " (producers must key market_data by the normalized symbol)",
+        )
+    return candle
+
+
+def bar_to_dict(symbol: str, bar: Bar, timeframe: str, source: str) -> dict[str, Any]:
+    """The JSON shape of a Candle record (models.records.Candle)."""
+    return {
+        "symbol": symbol,
+        "timestamp": bar.ts,
+        "open": bar.open,
+        "high": bar.high,
+        "low": bar.low,
+        "close": bar.close,
+        "volume": bar.volume,
+        "timeframe": timeframe,
+        "source": source,
+    }
+
+
+def window_json(window: Mapping[str, Any]) -> dict[str, Any]:
+    """The window as shown by the web view ``GET /windows/{symbol}``."""
+    names = ("timestamp", "open", "high", "low", "close", "volume")
+    candles = [dict(zip(names, row, strict=True)) for row in window.get("candles", [])]
+    return {
+        "symbol": window.get("symbol"),
+        "timeframe_ms": window.get("timeframe_ms"),
+        "size": len(candles),
+        "first": candles[0]["timestamp"] if candles else None,
+        "last": candles[-1]["timestamp"] if candles else None,
+        "candles": candles,
+        "gaps": list(window.get("gaps", [])),
+    }

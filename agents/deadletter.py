@@ -1,0 +1,55 @@
+"""Send a message that cannot be processed to ``dead_letters``, with the reason and offset."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from faust.types import EventT
+
+from models.records import DeadLetter
+from streams.topics import dead_letters_topic
+from tinhieu import i18n
+
+log = logging.getLogger("tinhieu.deadletter")
+MAX_PAYLOAD = 16_384
+
+i18n.register(
+    {
+        "dead_letter": (
+            i18n.TAGS["skip"],
+            "{topic}[{partition}@{offset}] -> dead_letters ({code}): {reason}",
+            "{topic}[{partition}@{offset}] -> dead_letters ({code}): {reason}",
+        ),
+    }
+)
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, bytes):
+        text = value.decode("utf-8", "replace")
+    elif hasattr(value, "dumps"):
+        text = value.dumps().decode("utf-8", "replace")
+    else:
+        text = str(value)
+    return text[:MAX_PAYLOAD]
+
+
+async def send_dead_letter(event: EventT, code: str, reason: str, agent: str) -> None:
+    msg = event.message
+    key = msg.key.decode("utf-8", "replace") if isinstance(msg.key, bytes) else msg.key
+    letter = DeadLetter(
+        source_topic=msg.topic,
+        partition=msg.partition,
+        offset=msg.offset,
+        key=key,
+        payload=_text(event.value),
+        reason=reason,
+        code=code,
+        agent=agent,
+        at=time.time(),
+    )
+    i18n.log(log, logging.WARNING, "dead_letter", topic=msg.topic, partition=msg.partition,
+             offset=msg.offset, code=code, reason=reason)
+    await dead_letters_topic.send(key=msg.topic, value=letter)

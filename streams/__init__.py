@@ -1,0 +1,1 @@
+"""The Faust application: ``faust -A streams.app worker``."""

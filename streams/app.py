@@ -1,0 +1,71 @@
+"""The one ``faust.App`` of tinhieu.
+
+Run a worker with ``faust -A streams.app worker -l info``; start more of them (with other
+``--web-port`` values, or on other machines) to scale out: they share the partitions of
+every topic through the consumer group named by ``TINHIEU_APP_ID``.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import faust
+
+from tinhieu import i18n
+from tinhieu.settings import Settings, SettingsError, get_settings
+
+log = logging.getLogger("tinhieu")
+
+
+def create_app(settings: Settings) -> faust.App:
+    """Build the Faust app from the settings (the only place app options are chosen)."""
+    i18n.set_language(settings.log_language)
+    data_dir = settings.data_dir.resolve()
+    (data_dir / "faust").mkdir(parents=True, exist_ok=True)
+    return faust.App(
+        settings.app_id,
+        broker=settings.broker_url,
+        store="rocksdb://",
+        datadir=str(data_dir / "faust"),
+        topic_partitions=settings.partitions,
+        topic_replication_factor=settings.replicas,
+        table_standby_replicas=settings.standby_replicas,
+        processing_guarantee=settings.processing_guarantee,
+        web_bind=settings.web_host,
+        web_port=settings.web_port,
+        web_host=settings.web_host,
+        canonical_url=f"http://{settings.web_host}:{settings.web_port}",
+        consumer_auto_offset_reset="earliest",
+        autodiscover=False,
+        # A crashed agent is restarted by its supervisor; bad messages never crash it.
+        stream_wait_empty=False,
+        broker_commit_every=500,
+        broker_commit_interval=2.0,
+        producer_linger=0.005,
+    )
+
+
+def _settings_or_exit() -> Settings:
+    try:
+        return get_settings()
+    except SettingsError as exc:
+        print(f"[LOI] {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+settings = _settings_or_exit()
+app = create_app(settings)
+
+# Registration order: topics and tables first, then agents, views and commands.
+from streams import topics  # noqa: E402,F401
+from tables import windows as _windows_table  # noqa: E402,F401
+from agents import windows as _windows_agent  # noqa: E402,F401
+from agents import ingest as _ingest  # noqa: E402,F401
+from streams import views as _views  # noqa: E402,F401
+from streams import commands as _commands  # noqa: E402,F401
+
+
+def main() -> None:
+    """Console script ``tinhieu``: the same CLI as ``faust -A streams.app``."""
+    app.main()

@@ -1,0 +1,34 @@
+"""Every topic of tinhieu, keyed by the normalized symbol (``BTC/USDT``).
+
+Keys are raw UTF-8 so that the partition of a symbol is the same for producers (ingest,
+replay), the tables co-partitioned with the topics, and the web-view router.
+"""
+
+from __future__ import annotations
+
+from models.records import Candle, DeadLetter, Order, Signal
+from streams.app import app, settings
+
+MARKET_DATA = "market_data"
+SIGNALS = "signals"
+ORDERS = "orders"
+DEAD_LETTERS = "dead_letters"
+
+_common = dict(partitions=settings.partitions, key_type=str, key_serializer="raw", internal=True)
+
+# Typed topics, for producers.
+market_data_topic = app.topic(MARKET_DATA, value_type=Candle, **_common)
+signals_topic = app.topic(SIGNALS, value_type=Signal, **_common)
+orders_topic = app.topic(ORDERS, value_type=Order, **_common)
+dead_letters_topic = app.topic(DEAD_LETTERS, value_type=DeadLetter, **_common)
+
+# The window agent reads market data as raw bytes and decodes them itself, so that a
+# message that is not a valid Candle goes to dead_letters with its offset instead of
+# crashing the stream.
+market_data_raw_topic = app.topic(
+    MARKET_DATA,
+    partitions=settings.partitions,
+    key_serializer="raw",
+    value_serializer="raw",
+    internal=True,
+)

@@ -1,0 +1,91 @@
+"""Faust web views: inspect the tables on whichever worker owns the key.
+
+``GET /health``; ``GET /windows/{symbol}`` (``BTC-USDT``, ``BTCUSDT``, ``btc`` or
+``/windows/BTC/USDT``). A request for a key owned by another worker is forwarded to it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from faust.exceptions import SameNode
+from faust.web import Request, Response, View
+
+from streams.app import app, settings
+from tables.windows import symbol_to_window
+from tinhieu.candles import window_json
+from tinhieu.symbols import UnknownSymbolError, normalize
+
+STARTED_AT = time.time()
+
+# Extra sections of /health, filled in by other modules (models loaded, lag, ...).
+health_sections: dict[str, Callable[[], Any]] = {}
+
+
+def unknown_symbol(view: View, exc: UnknownSymbolError) -> Response:
+    return view.json({"error": str(exc), "supported": list(exc.supported)}, status=404)
+
+
+async def routed(
+    view: View,
+    request: Request,
+    table_name: str,
+    raw_symbol: str,
+    local: Callable[[str], Awaitable[Response]],
+) -> Response:
+    """Answer for ``raw_symbol`` here if this worker owns it, else forward to the owner."""
+    try:
+        symbol = normalize(raw_symbol, settings.symbols)
+    except UnknownSymbolError as exc:
+        return unknown_symbol(view, exc)
+    try:
+        return await app.router.route_req(table_name, symbol.encode(), view.web, request)
+    except SameNode:
+        return await local(symbol)
+    except Exception as exc:  # owner unknown during a rebalance, or unreachable
+        return view.json(
+            {"error": f"no worker can answer for {symbol} right now: {exc}", "retry": True},
+            status=503,
+        )
+
+
+@app.page("/windows/{symbol}")
+class WindowView(View):
+    async def get(self, request: Request, symbol: str) -> Response:
+        return await routed(self, request, symbol_to_window.name, symbol, self._local)
+
+    async def _local(self, symbol: str) -> Response:
+        window = symbol_to_window.get(symbol.encode())
+        if not window:
+            return self.json({"error": f"no candles for {symbol} yet", "symbol": symbol},
+                             status=404)
+        return self.json(window_json(window))
+
+
+@app.page("/windows/{base}/{quote}")
+class WindowSlashView(WindowView):
+    async def get(self, request: Request, base: str, quote: str) -> Response:  # type: ignore[override]
+        return await super().get(request, f"{base}/{quote}")
+
+
+@app.page("/health")
+class HealthView(View):
+    async def get(self, request: Request) -> Response:
+        assignment = app.assignor.assigned_actives() if app.assignor else set()
+        body: dict[str, Any] = {
+            "status": "ok",
+            "app_id": settings.app_id,
+            "worker": str(app.conf.canonical_url),
+            "uptime_s": round(time.time() - STARTED_AT, 1),
+            "symbols": list(settings.symbols),
+            "assigned": sorted(f"{tp.topic}[{tp.partition}]" for tp in assignment),
+            "rebalancing": bool(app.rebalancing),
+        }
+        for name, section in health_sections.items():
+            try:
+                body[name] = section()
+            except Exception as exc:  # a broken section must not hide the others
+                body[name] = {"error": str(exc)}
+        return self.json(body)

@@ -1,0 +1,1 @@
+"""Faust tables (RocksDB stores through rocksdict, each backed by a changelog topic)."""
