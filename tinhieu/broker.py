@@ -202,10 +202,21 @@ def signal_from_record(record: Any) -> tuple[Bar, SignalIn]:
     """
     get = record.get if isinstance(record, dict) else lambda k: getattr(record, k)
     ts = int(get("candle_time"))
-    bar = Bar(ts, float(get("open")), float(get("high")), float(get("low")),
-              float(get("close")), float(get("volume")))
-    sig = SignalIn(str(get("symbol")), ts, str(get("action")), float(get("confidence")),
-                   str(get("model_version")))
+    bar = Bar(
+        ts,
+        float(get("open")),
+        float(get("high")),
+        float(get("low")),
+        float(get("close")),
+        float(get("volume")),
+    )
+    sig = SignalIn(
+        str(get("symbol")),
+        ts,
+        str(get("action")),
+        float(get("confidence")),
+        str(get("model_version")),
+    )
     return bar, sig
 
 
@@ -231,24 +242,49 @@ def _open_position(
     symbol = st["symbol"]
     fill = Fill(
         id=order_id(symbol, pend["candle_time"], pend["model_version"], "BUY", "signal"),
-        symbol=symbol, side="BUY", status="FILLED", price=price, amount=amount, fee=fee,
-        entry_price=price, stop_loss=stop, take_profit=take,
-        confidence=pend["confidence"], reason="signal", candle_time=pend["candle_time"],
-        fill_time=fill_time, model_version=pend["model_version"], cash_after=cash_after,
+        symbol=symbol,
+        side="BUY",
+        status="FILLED",
+        price=price,
+        amount=amount,
+        fee=fee,
+        entry_price=price,
+        stop_loss=stop,
+        take_profit=take,
+        confidence=pend["confidence"],
+        reason="signal",
+        candle_time=pend["candle_time"],
+        fill_time=fill_time,
+        model_version=pend["model_version"],
+        cash_after=cash_after,
         pnl=0.0,
     )
     st.update(
-        cash=cash_after, qty=amount, entry_price=price, entry_fee=fee, stop_loss=stop,
-        take_profit=take, entry_id=fill.id, entry_candle_time=pend["candle_time"],
-        entry_model_version=pend["model_version"], entry_confidence=pend["confidence"],
-        fees_paid=st["fees_paid"] + fee, n_fills=st["n_fills"] + 1,
+        cash=cash_after,
+        qty=amount,
+        entry_price=price,
+        entry_fee=fee,
+        stop_loss=stop,
+        take_profit=take,
+        entry_id=fill.id,
+        entry_candle_time=pend["candle_time"],
+        entry_model_version=pend["model_version"],
+        entry_confidence=pend["confidence"],
+        fees_paid=st["fees_paid"] + fee,
+        n_fills=st["n_fills"] + 1,
     )
     return fill
 
 
 def _close_position(
-    st: dict[str, Any], price: float, fill_time: int, reason: str, cfg: RiskConfig,
-    candle_time: int, model_version: str, confidence: float,
+    st: dict[str, Any],
+    price: float,
+    fill_time: int,
+    reason: str,
+    cfg: RiskConfig,
+    candle_time: int,
+    model_version: str,
+    confidence: float,
 ) -> Fill:
     amount = st["qty"]
     fee = amount * cfg.commission_rate * price
@@ -257,18 +293,39 @@ def _close_position(
     symbol = st["symbol"]
     fill = Fill(
         id=order_id(symbol, candle_time, model_version, "SELL", reason),
-        symbol=symbol, side="SELL", status="FILLED", price=price, amount=amount, fee=fee,
-        entry_price=st["entry_price"], stop_loss=st["stop_loss"],
-        take_profit=st["take_profit"], confidence=confidence, reason=reason,
-        candle_time=candle_time, fill_time=fill_time, model_version=model_version,
-        cash_after=cash_after, pnl=pnl,
+        symbol=symbol,
+        side="SELL",
+        status="FILLED",
+        price=price,
+        amount=amount,
+        fee=fee,
+        entry_price=st["entry_price"],
+        stop_loss=st["stop_loss"],
+        take_profit=st["take_profit"],
+        confidence=confidence,
+        reason=reason,
+        candle_time=candle_time,
+        fill_time=fill_time,
+        model_version=model_version,
+        cash_after=cash_after,
+        pnl=pnl,
     )
     st.update(
-        cash=cash_after, qty=0.0, entry_price=0.0, entry_fee=0.0, stop_loss=0.0,
-        take_profit=0.0, entry_id=None, entry_candle_time=None, entry_model_version=None,
-        entry_confidence=0.0, realized_pnl=st["realized_pnl"] + pnl,
-        fees_paid=st["fees_paid"] + fee, n_fills=st["n_fills"] + 1,
-        n_round_trips=st["n_round_trips"] + 1, n_wins=st["n_wins"] + (1 if pnl > 0 else 0),
+        cash=cash_after,
+        qty=0.0,
+        entry_price=0.0,
+        entry_fee=0.0,
+        stop_loss=0.0,
+        take_profit=0.0,
+        entry_id=None,
+        entry_candle_time=None,
+        entry_model_version=None,
+        entry_confidence=0.0,
+        realized_pnl=st["realized_pnl"] + pnl,
+        fees_paid=st["fees_paid"] + fee,
+        n_fills=st["n_fills"] + 1,
+        n_round_trips=st["n_round_trips"] + 1,
+        n_wins=st["n_wins"] + (1 if pnl > 0 else 0),
     )
     return fill
 
@@ -317,9 +374,7 @@ def step(
                 f"is not one of {', '.join(ACTIONS)}"
             )
         if signal.symbol != state["symbol"]:
-            raise BrokerError(
-                f"signal for {signal.symbol} given to the book of {state['symbol']}"
-            )
+            raise BrokerError(f"signal for {signal.symbol} given to the book of {state['symbol']}")
 
     st = dict(state)
     st["last_candle_time"] = bar.ts
@@ -334,10 +389,18 @@ def step(
             if fill is not None:
                 fills.append(fill)
         elif pend["side"] == "SELL" and st["qty"] > 0.0:
-            fills.append(_close_position(
-                st, bar.open, bar.ts, "signal", cfg, pend["candle_time"],
-                pend["model_version"], pend["confidence"],
-            ))
+            fills.append(
+                _close_position(
+                    st,
+                    bar.open,
+                    bar.ts,
+                    "signal",
+                    cfg,
+                    pend["candle_time"],
+                    pend["model_version"],
+                    pend["confidence"],
+                )
+            )
 
     # 2. stop loss / take profit against this bar's range; stop first when both are inside
     if st["qty"] > 0.0:
@@ -352,19 +415,33 @@ def step(
         elif bar.high >= take:
             price, reason = take, "take_profit"
         if price is not None and reason is not None:
-            fills.append(_close_position(
-                st, price, bar.ts, reason, cfg, st["entry_candle_time"],
-                st["entry_model_version"], st["entry_confidence"],
-            ))
+            fills.append(
+                _close_position(
+                    st,
+                    price,
+                    bar.ts,
+                    reason,
+                    cfg,
+                    st["entry_candle_time"],
+                    st["entry_model_version"],
+                    st["entry_confidence"],
+                )
+            )
 
     # 3. this bar's signal becomes a pending market order for the next bar's open
     if signal is not None and signal.confidence >= cfg.min_confidence:
         if signal.action == "BUY" and st["qty"] == 0.0 and st["pending"] is None:
-            st["pending"] = {"side": "BUY", "candle_time": signal.candle_time,
-                             "confidence": signal.confidence,
-                             "model_version": signal.model_version}
+            st["pending"] = {
+                "side": "BUY",
+                "candle_time": signal.candle_time,
+                "confidence": signal.confidence,
+                "model_version": signal.model_version,
+            }
         elif signal.action == "SELL" and st["qty"] > 0.0 and st["pending"] is None:
-            st["pending"] = {"side": "SELL", "candle_time": signal.candle_time,
-                             "confidence": signal.confidence,
-                             "model_version": signal.model_version}
+            st["pending"] = {
+                "side": "SELL",
+                "candle_time": signal.candle_time,
+                "confidence": signal.confidence,
+                "model_version": signal.model_version,
+            }
     return st, fills

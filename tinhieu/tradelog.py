@@ -17,9 +17,23 @@ from typing import Any
 from tinhieu.broker import Fill
 
 TRADE_COLUMNS = (
-    "id", "symbol", "side", "status", "price", "amount", "fee", "entry_price", "stop_loss",
-    "take_profit", "confidence", "reason", "candle_time", "fill_time", "model_version",
-    "cash_after", "pnl",
+    "id",
+    "symbol",
+    "side",
+    "status",
+    "price",
+    "amount",
+    "fee",
+    "entry_price",
+    "stop_loss",
+    "take_profit",
+    "confidence",
+    "reason",
+    "candle_time",
+    "fill_time",
+    "model_version",
+    "cash_after",
+    "pnl",
 )
 
 _SCHEMA = """
@@ -129,16 +143,19 @@ class TradeLog:
                 new += cur.rowcount
         return new
 
-    def record_equity(
-        self, symbol: str, time_ms: int, cash: float, position_value: float
-    ) -> None:
+    def record_equity(self, symbol: str, time_ms: int, cash: float, position_value: float) -> None:
         """Equity of ``symbol``'s book at ``time_ms``; a second call for the same time replaces."""
         with self._db:
             self._db.execute(
                 "INSERT OR REPLACE INTO equity (symbol, time, cash, position_value, equity) "
                 "VALUES (?, ?, ?, ?, ?)",
-                (symbol, int(time_ms), float(cash), float(position_value),
-                 float(cash) + float(position_value)),
+                (
+                    symbol,
+                    int(time_ms),
+                    float(cash),
+                    float(position_value),
+                    float(cash) + float(position_value),
+                ),
             )
 
     def upsert_position(self, symbol: str, state: Mapping[str, Any]) -> None:
@@ -150,8 +167,14 @@ class TradeLog:
                 "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(symbol) DO UPDATE SET qty=excluded.qty, "
                 "entry=excluded.entry, stop_loss=excluded.stop_loss, "
                 "take_profit=excluded.take_profit, updated=excluded.updated",
-                (symbol, float(state["qty"]), float(state["entry_price"]),
-                 float(state["stop_loss"]), float(state["take_profit"]), int(updated)),
+                (
+                    symbol,
+                    float(state["qty"]),
+                    float(state["entry_price"]),
+                    float(state["stop_loss"]),
+                    float(state["take_profit"]),
+                    int(updated),
+                ),
             )
 
     # --- reads ----------------------------------------------------------------------
@@ -202,25 +225,45 @@ def _fmt_time(ms: int) -> str:
 
 def format_trades(rows: Iterable[Mapping[str, Any]]) -> str:
     """A plain-text table of fills, newest last, with the realized PnL summed at the bottom."""
-    header = ("fill time (UTC)", "symbol", "side", "reason", "price", "amount", "fee", "pnl",
-              "conf", "id")
+    header = (
+        "fill time (UTC)",
+        "symbol",
+        "side",
+        "reason",
+        "price",
+        "amount",
+        "fee",
+        "pnl",
+        "conf",
+        "id",
+    )
     lines: list[tuple[str, ...]] = []
     total = 0.0
     for r in rows:
         total += float(r.get("pnl") or 0.0)
-        lines.append((
-            _fmt_time(r["fill_time"]), str(r["symbol"]), str(r["side"]), str(r["reason"]),
-            f"{float(r['price']):.6g}", f"{float(r['amount']):.6g}", f"{float(r['fee']):.4f}",
-            f"{float(r['pnl']):+.2f}" if r["side"] == "SELL" else "",
-            f"{float(r['confidence']):.2f}", str(r["id"])[:12],
-        ))
+        lines.append(
+            (
+                _fmt_time(r["fill_time"]),
+                str(r["symbol"]),
+                str(r["side"]),
+                str(r["reason"]),
+                f"{float(r['price']):.6g}",
+                f"{float(r['amount']):.6g}",
+                f"{float(r['fee']):.4f}",
+                f"{float(r['pnl']):+.2f}" if r["side"] == "SELL" else "",
+                f"{float(r['confidence']):.2f}",
+                str(r["id"])[:12],
+            )
+        )
     if not lines:
         return "(no trades / chua co giao dich)"
     widths = [max(len(h), *(len(line[i]) for line in lines)) for i, h in enumerate(header)]
 
     def fmt(cells: tuple[str, ...]) -> str:
-        return "  ".join(c.rjust(w) if i >= 4 else c.ljust(w)
-                         for i, (c, w) in enumerate(zip(cells, widths, strict=True))).rstrip()
+        return "  ".join(
+            c.rjust(w) if i >= 4 else c.ljust(w)
+            for i, (c, w) in enumerate(zip(cells, widths, strict=True))
+        ).rstrip()
 
     out = [fmt(header), fmt(tuple("-" * w for w in widths))]
     out += [fmt(line) for line in lines]

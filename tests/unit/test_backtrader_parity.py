@@ -86,10 +86,15 @@ class SignalStrategy(bt.Strategy):
             rate = cfg.commission_rate
             size = min(cash * cfg.position_size_pct / 100.0, cash / (1.0 + rate)) / price
             self.buy(size=size, exectype=bt.Order.Market)
-            stop = self.sell(size=size, exectype=bt.Order.Stop,
-                             price=price * (1.0 - cfg.stop_loss_pct / 100.0))
-            limit = self.sell(size=size, exectype=bt.Order.Limit, oco=stop,
-                              price=price * (1.0 + cfg.take_profit_pct / 100.0))
+            stop = self.sell(
+                size=size, exectype=bt.Order.Stop, price=price * (1.0 - cfg.stop_loss_pct / 100.0)
+            )
+            limit = self.sell(
+                size=size,
+                exectype=bt.Order.Limit,
+                oco=stop,
+                price=price * (1.0 + cfg.take_profit_pct / 100.0),
+            )
             self.exits = [stop, limit]
         elif self.pending == "SELL" and self.position:
             for order in self.exits:
@@ -118,8 +123,11 @@ class SignalStrategy(bt.Strategy):
 def run_backtrader(df: pd.DataFrame, sigs: dict[int, tuple[str, float]], cfg: RiskConfig):
     frame = df.assign(datetime=pd.to_datetime(df["timestamp"], unit="ms")).set_index("datetime")
     cerebro = bt.Cerebro(cheat_on_open=True, stdstats=False)
-    cerebro.adddata(bt.feeds.PandasData(dataname=frame[["open", "high", "low", "close", "volume"]],
-                                        openinterest=None))
+    cerebro.adddata(
+        bt.feeds.PandasData(
+            dataname=frame[["open", "high", "low", "close", "volume"]], openinterest=None
+        )
+    )
     cerebro.broker.setcash(cfg.starting_cash)
     cerebro.broker.setcommission(commission=cfg.commission_rate)
     cerebro.addstrategy(SignalStrategy, signals=sigs, cfg=cfg)

@@ -126,7 +126,12 @@ def test_sell_signal_exits_at_next_open_and_sell_without_position_does_nothing()
     state, fills = step(state, bar(3, 103, 103, 99, 100), sig(3), CFG)
     (f,) = fills
     assert (f.side, f.reason, f.price, f.candle_time, f.model_version) == (
-        "SELL", "signal", 103.0, 2 * MIN, "v2")
+        "SELL",
+        "signal",
+        103.0,
+        2 * MIN,
+        "v2",
+    )
     assert state["qty"] == 0
 
 
@@ -179,9 +184,13 @@ def test_order_ids_are_deterministic_and_distinct():
     _, a = enter()
     _, b = enter()
     assert a[0].id == b[0].id == order_id(SYM, 0, "v1", "BUY", "signal")
-    ids = {order_id(SYM, 0, "v1", "BUY", "signal"), order_id(SYM, 0, "v2", "BUY", "signal"),
-           order_id(SYM, MIN, "v1", "BUY", "signal"), order_id(SYM, 0, "v1", "SELL", "stop_loss"),
-           order_id("ETH/USDT", 0, "v1", "BUY", "signal")}
+    ids = {
+        order_id(SYM, 0, "v1", "BUY", "signal"),
+        order_id(SYM, 0, "v2", "BUY", "signal"),
+        order_id(SYM, MIN, "v1", "BUY", "signal"),
+        order_id(SYM, 0, "v1", "SELL", "stop_loss"),
+        order_id("ETH/USDT", 0, "v1", "BUY", "signal"),
+    }
     assert len(ids) == 5
 
 
@@ -215,7 +224,17 @@ def test_from_settings_and_signal_record():
     cfg = RiskConfig.from_settings(load_settings(stop_loss_pct=3.0, min_confidence=0.7))
     assert (cfg.stop_loss_pct, cfg.min_confidence, cfg.commission_pct) == (3.0, 0.7, 0.1)
     b, s = signal_from_record(
-        {"symbol": SYM, "candle_time": MIN, "open": 1, "high": 2, "low": 0.5, "close": 1.5,
-         "volume": 3, "action": "BUY", "confidence": 0.8, "model_version": "m"}
+        {
+            "symbol": SYM,
+            "candle_time": MIN,
+            "open": 1,
+            "high": 2,
+            "low": 0.5,
+            "close": 1.5,
+            "volume": 3,
+            "action": "BUY",
+            "confidence": 0.8,
+            "model_version": "m",
+        }
     )
     assert b == Bar(MIN, 1.0, 2.0, 0.5, 1.5, 3.0) and s == SignalIn(SYM, MIN, "BUY", 0.8, "m")

@@ -55,16 +55,17 @@ def test_unique_constraint_holds_even_for_raw_sql(log, tmp_path):
     db = sqlite3.connect(tmp_path / "sub" / "trades.db")
     row = db.execute("SELECT * FROM trades").fetchone()
     with pytest.raises(sqlite3.IntegrityError):
-        db.execute("INSERT INTO trades VALUES (" + ",".join("?" * len(row)) + ")",
-                   (None, *row[1:]))
+        db.execute("INSERT INTO trades VALUES (" + ",".join("?" * len(row)) + ")", (None, *row[1:]))
     db.close()
 
 
 def test_values_are_bound_not_spliced(log):
     """A hostile symbol or model version is stored as text, never executed as SQL."""
     buy, _, _ = two_fills()
-    evil = buy.to_dict() | {"id": "x'); DROP TABLE trades; --",
-                            "model_version": "'; DELETE FROM trades; --"}
+    evil = buy.to_dict() | {
+        "id": "x'); DROP TABLE trades; --",
+        "model_version": "'; DELETE FROM trades; --",
+    }
     assert log.record_fill(evil)
     log.record_equity("x'; DROP TABLE equity; --", 1, 1.0, 2.0)
     assert [r["id"] for r in log.trades()] == [evil["id"]]
@@ -76,8 +77,10 @@ def test_equity_and_positions(log):
     log.record_equity(SYM, 60_000, 490.5, 9_500.0)
     log.record_equity(SYM, 60_000, 490.5, 9_600.0)  # same time again replaces
     log.record_equity(SYM, 120_000, 10_000.0, 0.0)
-    assert [(r["time"], r["equity"]) for r in log.equity(SYM)] == [(60_000, 10_090.5),
-                                                                   (120_000, 10_000.0)]
+    assert [(r["time"], r["equity"]) for r in log.equity(SYM)] == [
+        (60_000, 10_090.5),
+        (120_000, 10_000.0),
+    ]
     log.upsert_position(SYM, mid)
     (pos,) = log.positions()
     assert (pos["qty"], pos["entry"], pos["updated"]) == (mid["qty"], 100.0, 60_000)

@@ -1,0 +1,286 @@
+"""Offline backtest: real candles, a real registry model, the live path's warm-up and orders."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from tinhieu.backtest import (
+    BacktestError,
+    read_orders_jsonl,
+    run_backtest,
+    run_backtest_command,
+    simulate,
+    warmup_candles,
+)
+from tinhieu.broker import RiskConfig, SignalIn, new_state, signal_from_record, step
+from tinhieu.candles import Bar
+from tinhieu.data import load_candles
+from tinhieu.ensemble import Ensemble
+from tinhieu.features import MODEL_COLUMNS, WARMUP, FeatureState, compute_features
+from tinhieu.labels import make_labels
+from tinhieu.performance import buy_and_hold, compute_metrics, max_drawdown, sharpe_sortino
+from tinhieu.registry import ModelRegistry
+from tinhieu.settings import load_settings
+
+DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "binance-spot-1m-2021"
+TRAIN_ROWS = 3000
+TEST_ROWS = 1500
+SYMBOLS = ("BTC/USDT", "ETH/USDT")
+
+
+@pytest.fixture(scope="module")
+def frames() -> dict[str, pd.DataFrame]:
+    if not DATA.exists():
+        pytest.skip(f"real candles not found at {DATA}")
+    out = {}
+    for sym in SYMBOLS:
+        df = load_candles(DATA / f"{sym.replace('/', '')}_1m.csv.gz")
+        out[sym] = df.iloc[: TRAIN_ROWS + TEST_ROWS].reset_index(drop=True)
+    return out
+
+
+@pytest.fixture(scope="module")
+def settings():
+    # a lower threshold than production so that a small model trades in 1,500 candles
+    return load_settings(
+        min_confidence=0.45, label_horizon=5, label_threshold_pct=0.05, fee_pct=0.0
+    )
+
+
+@pytest.fixture(scope="module")
+def registry(tmp_path_factory, frames, settings) -> ModelRegistry:
+    """A real (small) logistic regression per symbol, trained on the candles before the test."""
+    reg = ModelRegistry(tmp_path_factory.mktemp("models"), clock=lambda: 1_700_000_000.0)
+    for sym, df in frames.items():
+        train = df.iloc[:TRAIN_ROWS]
+        X = compute_features(train).to_numpy()[:, MODEL_COLUMNS]
+        y = make_labels(
+            train["close"], settings.label_horizon, settings.label_threshold_pct, settings.fee_pct
+        )
+        ok = np.isfinite(X).all(axis=1) & ~np.isnan(y)
+        model = make_pipeline(
+            StandardScaler(), LogisticRegression(max_iter=300, class_weight="balanced")
+        )
+        model.fit(X[ok], y[ok].astype(int))
+        version = reg.save(
+            sym,
+            "lr",
+            model,
+            {
+                "train_start_ms": int(train["timestamp"].iloc[0]),
+                "train_end_ms": int(train["timestamp"].iloc[-1]) + 60_000,
+                "metrics": {},
+            },
+        )
+        reg.promote(sym, "lr", version)
+    return reg
+
+
+def range_start(frames) -> int:
+    return int(frames["BTC/USDT"]["timestamp"].iloc[TRAIN_ROWS])
+
+
+@pytest.fixture(scope="module")
+def result(frames, settings, registry, tmp_path_factory):
+    start = range_start(frames)
+    return run_backtest(
+        frames,
+        settings,
+        registry,
+        start_ms=start,
+        end_ms=None,
+        out_dir=tmp_path_factory.mktemp("report"),
+        progress=False,
+    )
+
+
+def test_report_files_and_figures_beside_buy_and_hold(result):
+    out = result.out_dir
+    for name in ("report.md", "equity.png", "trades.csv", "orders.jsonl"):
+        assert (out / name).stat().st_size > 0, name
+    assert (out / "equity.png").read_bytes()[:4] == b"\x89PNG"
+    report = (out / "report.md").read_text()
+    assert "| Sharpe (annualized) |" in report and "buy and hold" in report
+    assert "always NEUTRAL" in report and "persistence" in report and "precision" in report
+    assert result.candles == TEST_ROWS * len(SYMBOLS)
+    assert len(result.fills) > 0, "the test model should trade; lower min_confidence"
+    trades = pd.read_csv(out / "trades.csv")
+    assert list(trades["id"]) == [f.id for f in result.fills]
+
+
+def test_orders_jsonl_are_the_fills_as_order_records(result):
+    orders = read_orders_jsonl(result.out_dir / "orders.jsonl")
+    assert orders == [f.to_dict() for f in result.fills]
+    assert len({o["id"] for o in orders}) == len(orders)
+
+
+def test_no_signal_and_no_order_before_the_warmup(result):
+    for r in result.symbols.values():
+        assert np.isnan(r.actions[: WARMUP - 1]).all()
+        assert not np.isnan(r.actions[WARMUP - 1])
+        first_fill = min(f.fill_time for f in r.fills) if r.fills else math.inf
+        assert first_fill >= r.timestamps[WARMUP]
+
+
+def test_backtest_orders_equal_the_live_path(result, frames, settings, registry):
+    """The live path: FeatureState candle by candle, Ensemble.predict, step on each Signal."""
+    cfg = RiskConfig.from_settings(settings)
+    compared = 0
+    for sym in SYMBOLS:
+        ens = Ensemble.from_registry(registry, sym, min_confidence=settings.min_confidence)
+        df = frames[sym].iloc[TRAIN_ROWS:]
+        features = FeatureState()
+        state = new_state(sym, cfg)
+        live = []
+        for row in df.itertuples(index=False):
+            bar = Bar(int(row.timestamp), row.open, row.high, row.low, row.close, row.volume)
+            vector = features.update(bar)
+            if vector is None or not np.isfinite(vector[MODEL_COLUMNS]).all():
+                state, fills = step(state, bar, None, cfg)
+            else:
+                p = ens.predict(vector)
+                record = {
+                    "symbol": sym,
+                    "candle_time": bar.ts,
+                    **bar._asdict(),
+                    "action": p.action,
+                    "confidence": p.confidence,
+                    "model_version": p.model_version,
+                }
+                state, fills = step(state, *signal_from_record(record), cfg)
+            live.extend(f.to_dict() for f in fills)
+        offline = [f.to_dict() for f in result.symbols[sym].fills]
+        assert [o["id"] for o in live] == [o["id"] for o in offline]
+        compared += len(live)
+        for a, b in zip(live, offline, strict=True):
+            assert a.keys() == b.keys()
+            for key in a:  # confidence may differ in the last digits (FeatureState vs batch)
+                if isinstance(a[key], float):
+                    assert a[key] == pytest.approx(b[key], rel=1e-9), key
+                else:
+                    assert a[key] == b[key], key
+    assert compared > 0
+
+
+def test_models_trained_on_the_range_are_refused(frames, settings, registry, tmp_path):
+    inside = int(frames["BTC/USDT"]["timestamp"].iloc[TRAIN_ROWS - 100])
+    with pytest.raises(BacktestError, match="look-ahead.*allow_overlap"):
+        run_backtest(
+            frames,
+            settings,
+            registry,
+            start_ms=inside,
+            end_ms=None,
+            out_dir=tmp_path,
+            progress=False,
+        )
+    res = run_backtest(
+        {"BTC/USDT": frames["BTC/USDT"]},
+        settings,
+        registry,
+        start_ms=inside,
+        end_ms=inside + 200 * 60_000,
+        allow_overlap=True,
+        out_dir=tmp_path,
+        progress=False,
+    )
+    assert "allow_overlap was set" in (tmp_path / "report.md").read_text()
+    assert res.candles == 200
+
+
+def test_empty_range_names_the_symbol(frames, settings, registry, tmp_path):
+    with pytest.raises(BacktestError, match="BTC/USDT: no candles"):
+        run_backtest(
+            frames, settings, registry, start_ms=0, end_ms=1, out_dir=tmp_path, progress=False
+        )
+
+
+def test_command_loads_files_by_symbol_and_dates(settings, registry, frames, tmp_path):
+    start = range_start(frames)
+    res = run_backtest_command(
+        settings,
+        ["btc"],
+        DATA,
+        str(start),
+        str(start + 300 * 60_000),
+        tmp_path,
+        registry=registry,
+        progress=False,
+    )
+    assert list(res.symbols) == ["BTC/USDT"] and res.candles == 300
+
+
+def test_simulate_with_stored_signals_is_deterministic():
+    ts = np.arange(10) * 60_000
+    df = pd.DataFrame(
+        {"timestamp": ts, "open": 100.0, "high": 101.0, "low": 99.5, "close": 100.0, "volume": 1.0}
+    )
+    preds = [None] * 10
+    preds[2] = SignalIn("X/USDT", 0, "BUY", 0.9, "s")  # only the fields simulate reads
+    state, fills, equity, held = simulate("X/USDT", df, preds, RiskConfig())
+    assert [f.fill_time for f in fills] == [180_000]
+    assert held.tolist() == [False] * 3 + [True] * 7
+    assert equity[0] == 10_000 and equity[-1] == pytest.approx(10_000 - fills[0].fee)
+    with pytest.raises(BacktestError, match="one per candle"):
+        simulate("X/USDT", df, preds[:5], RiskConfig())
+
+
+# --- performance ----------------------------------------------------------------------------
+def test_max_drawdown_and_ratios_by_hand():
+    assert max_drawdown(np.array([100, 120, 90, 130, 65])) == pytest.approx(0.5)
+    assert max_drawdown(np.array([1.0, 2.0, 3.0])) == 0.0
+    assert sharpe_sortino(np.zeros(10), 525_600) == (0.0, 0.0)
+    r = np.array([0.01, -0.01, 0.02, 0.0])
+    sharpe, sortino = sharpe_sortino(r, 4.0)
+    assert sharpe == pytest.approx(0.005 / np.std(r, ddof=1) * 2)
+    assert sortino == pytest.approx(0.005 / math.sqrt(0.0001 / 4) * 2)
+
+
+def test_compute_metrics_counts_round_trips_wins_fees_and_exposure():
+    fills = [
+        {"side": "BUY", "pnl": 0.0, "fee": 1.0},
+        {"side": "SELL", "pnl": 5.0, "fee": 1.0},
+        {"side": "BUY", "pnl": 0.0, "fee": 1.0},
+        {"side": "SELL", "pnl": -2.0, "fee": 1.0},
+    ]
+    eq = np.array([100.0, 110.0, 99.0, 121.0])
+    m = compute_metrics(
+        eq,
+        timeframe_ms=60_000,
+        timestamps=np.arange(4) * 60_000,
+        fills=fills,
+        in_position=np.array([0, 1, 1, 0], bool),
+    )
+    assert m["total_return_pct"] == pytest.approx(21.0)
+    assert (m["trades"], m["win_rate_pct"], m["fees_paid"]) == (2.0, 50.0, 4.0)
+    assert m["exposure_pct"] == 50.0 and m["max_drawdown_pct"] == pytest.approx(10.0)
+    assert m["annualized_return_pct"] > 1e6  # 21 % in 4 minutes, compounded over a year
+
+
+def test_buy_and_hold_uses_the_brokers_sizing_and_fee():
+    eq, fee = buy_and_hold(
+        np.array([10.0, 20.0, 22.0]),
+        np.array([10.0, 21.0, 25.0]),
+        entry_index=1,
+        cash=1000.0,
+        position_size_pct=95.0,
+        commission_pct=0.1,
+    )
+    assert fee == pytest.approx(950 * 0.001)
+    assert eq[0] == 1000.0
+    assert eq[2] == pytest.approx(1000 - 950 - 0.95 + 950 / 20 * 25)
+
+
+def test_report_json_round_trip_of_orders(result):
+    line = (result.out_dir / "orders.jsonl").read_text().splitlines()[0]
+    assert set(json.loads(line)) >= {"id", "side", "price", "amount", "fee", "fill_time"}
+    assert warmup_candles() == WARMUP - 1

@@ -1,0 +1,703 @@
+"""Offline backtest: the live code path (features, ensemble, risk step) over history files.
+
+Per symbol: :func:`tinhieu.features.compute_features` (batch, proven equal to the streaming
+``FeatureState``), ``Ensemble.predict_many`` on every candle that has a full feature row,
+then :func:`tinhieu.broker.step` over every candle. Like the live pipeline, no signal (hence
+no order) exists before the feature warm-up: the first ``WARMUP - 1`` candles of the range.
+So the offline orders equal the ones the pipeline produces when the same candles are replayed
+through Kafka (``orders.jsonl`` has the ``Order`` fields for that comparison).
+
+Honesty rules: only models whose training data ended before the backtest range are used
+(refused otherwise unless ``allow_overlap=True``), and every figure stands beside a naive
+baseline on the same candles (buy and hold for the money; always-NEUTRAL and persistence for
+the signals' classification).
+
+Outputs in ``out_dir``: ``report.md``, ``equity.png``, ``trades.csv``, ``orders.jsonl``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import pandas as pd
+
+from tinhieu import i18n
+from tinhieu.broker import Fill, RiskConfig, SignalIn, new_state, step
+from tinhieu.candles import Bar
+from tinhieu.data import find_history_file, load_candles, parse_time
+from tinhieu.performance import (
+    buy_and_hold,
+    compute_metrics,
+    format_metrics_table,
+)
+
+log = logging.getLogger(__name__)
+
+i18n.register(
+    {
+        "backtest.start": (
+            "[KHOI TAO]",
+            "Backtest {symbols} tu {start} den {end}",
+            "Backtest {symbols} from {start} to {end}",
+        ),
+        "backtest.symbol": (
+            "[DU LIEU]",
+            "{symbol}: {candles} nen, {signals} tin hieu, {fills} lenh khop, "
+            "loi nhuan {ret:+.2f}% (mua giu {bh:+.2f}%)",
+            "{symbol}: {candles} candles, {signals} signals, {fills} fills, "
+            "return {ret:+.2f}% (buy and hold {bh:+.2f}%)",
+        ),
+        "backtest.done": (
+            "[KHOI TAO]",
+            "Bao cao backtest: {path} ({rate:,.0f} nen/giay)",
+            "Backtest report: {path} ({rate:,.0f} candles/s)",
+        ),
+        "backtest.overlap": (
+            "[CANH BAO]",
+            "{symbol}: mo hinh {model} da hoc du lieu den {train_end}, trung voi "
+            "khoang backtest (allow_overlap=True): ket qua qua lac quan",
+            "{symbol}: model {model} was trained on data up to {train_end}, "
+            "inside the backtest range (allow_overlap=True): results are "
+            "optimistic",
+        ),
+    }
+)
+
+
+class BacktestError(ValueError):
+    """The backtest cannot run as asked; the message says why and what to do."""
+
+
+class PredictionLike(Protocol):
+    action: str
+    confidence: float
+    model_version: str
+
+
+class Predictor(Protocol):
+    def predict_many(self, X: np.ndarray) -> Sequence[PredictionLike]: ...
+
+
+PredictorFactory = Callable[[str], Predictor]
+"""symbol -> an object with ``predict_many(X)``; ``X`` rows are in ``FEATURE_NAMES`` order."""
+
+
+@dataclass
+class SymbolResult:
+    """Everything the backtest learned about one symbol."""
+
+    symbol: str
+    timestamps: np.ndarray
+    close: np.ndarray
+    equity: np.ndarray
+    buy_hold: np.ndarray
+    in_position: np.ndarray
+    fills: list[Fill]
+    metrics: dict[str, float]
+    buy_hold_metrics: dict[str, float]
+    signals: int
+    actions: np.ndarray  # -1/0/+1 per candle, NaN where no signal
+    classification: dict[str, Any] = field(default_factory=dict)
+    model_versions: list[str] = field(default_factory=list)
+
+
+@dataclass
+class BacktestResult:
+    """Per-symbol results, the combined figures and where the report was written."""
+
+    symbols: dict[str, SymbolResult]
+    out_dir: Path
+    candles: int
+    seconds: float
+    portfolio: dict[str, float] = field(default_factory=dict)
+    portfolio_buy_hold: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def fills(self) -> list[Fill]:
+        return [f for r in self.symbols.values() for f in r.fills]
+
+    @property
+    def candles_per_s(self) -> float:
+        return self.candles / self.seconds if self.seconds > 0 else float("inf")
+
+
+# --- the engine -----------------------------------------------------------------------------
+def warmup_candles() -> int:
+    """Index of the first candle with a signal (the first full feature row)."""
+    from tinhieu.features import WARMUP
+
+    return WARMUP - 1
+
+
+def simulate(
+    symbol: str,
+    df: pd.DataFrame,
+    predictions: Sequence[PredictionLike | None],
+    cfg: RiskConfig,
+    progress: Callable[[int], None] | None = None,
+) -> tuple[dict[str, Any], list[Fill], np.ndarray, np.ndarray]:
+    """Run :func:`tinhieu.broker.step` over every candle of ``df``.
+
+    ``predictions[i]`` is the signal of candle ``i`` (None: no signal). Returns the final
+    state, the fills, the equity after each candle and whether a position was held.
+    """
+    if len(predictions) != len(df):
+        raise BacktestError(
+            f"{symbol}: {len(predictions)} predictions for {len(df)} candles; one per candle"
+        )
+    ts = df["timestamp"].to_numpy(np.int64).tolist()
+    o = df["open"].to_numpy(np.float64).tolist()
+    h = df["high"].to_numpy(np.float64).tolist()
+    lo = df["low"].to_numpy(np.float64).tolist()
+    c = df["close"].to_numpy(np.float64).tolist()
+    v = df["volume"].to_numpy(np.float64).tolist()
+    n = len(ts)
+    cash = np.empty(n)
+    qty = np.empty(n)
+    state = new_state(symbol, cfg)
+    fills: list[Fill] = []
+    for i in range(n):
+        t = ts[i]
+        p = predictions[i]
+        sig = None if p is None else SignalIn(symbol, t, p.action, p.confidence, p.model_version)
+        state, f = step(state, Bar(t, o[i], h[i], lo[i], c[i], v[i]), sig, cfg)
+        if f:
+            fills.extend(f)
+        cash[i] = state["cash"]
+        qty[i] = state["qty"]
+        if progress is not None and i % 10_000 == 9_999:
+            progress(10_000)
+    if progress is not None:
+        progress(n % 10_000)
+    equity = cash + qty * np.asarray(c)
+    return state, fills, equity, qty > 0.0
+
+
+def predict_signals(
+    df: pd.DataFrame, predictor: Predictor, warmup: int, chunk: int = 20_000
+) -> tuple[list[PredictionLike | None], np.ndarray]:
+    """Features of every candle, and a prediction for each candle the live stream would sign.
+
+    Like the predict agent, a candle gets a signal only from the first full feature row
+    (index ``warmup``) on, and only when its model features are all finite (the ensemble
+    refuses NaN/inf rows; live, such a candle gets no signal either). Rows are predicted in
+    chunks of ``chunk`` to bound memory. Returns the per-candle predictions (None: no signal)
+    and the feature matrix (``FEATURE_NAMES`` order).
+    """
+    from tinhieu.features import MODEL_COLUMNS, compute_features
+
+    features = compute_features(df)
+    X = features.to_numpy(np.float64)
+    preds: list[PredictionLike | None] = [None] * len(df)
+    usable = np.isfinite(X[:, MODEL_COLUMNS]).all(axis=1)
+    usable[: min(warmup, len(df))] = False
+    rows = np.flatnonzero(usable)
+    for lo in range(0, len(rows), chunk):
+        part = rows[lo : lo + chunk]
+        out = list(predictor.predict_many(X[part]))
+        if len(out) != len(part):
+            raise BacktestError(
+                f"predict_many returned {len(out)} predictions for {len(part)} rows"
+            )
+        for i, p in zip(part.tolist(), out, strict=True):
+            preds[i] = p
+    return preds, X
+
+
+# --- honesty checks -------------------------------------------------------------------------
+def _fmt_ms(ms: int | float | None) -> str:
+    if ms is None:
+        return "?"
+    return pd.Timestamp(int(ms), unit="ms", tz="UTC").strftime("%Y-%m-%d %H:%M")
+
+
+def check_training_windows(
+    registry: Any, symbol: str, start_ms: int, allow_overlap: bool
+) -> list[str]:
+    """Refuse production models trained on data at or after ``start_ms``.
+
+    Returns the versions checked. Raises :class:`BacktestError` naming the model, its training
+    end and the fix, unless ``allow_overlap`` (then logs a warning).
+    """
+    rows = [r for r in registry.list(symbol) if r.get("production")]
+    if not rows:
+        raise BacktestError(
+            f"no production model for {symbol} in the registry; train one first "
+            "(faust -A streams.app train) on data before the backtest range"
+        )
+    versions = []
+    for meta in rows:
+        name = f"{meta.get('algorithm')} {meta.get('version')}"
+        versions.append(name)
+        end = meta.get("train_end_ms")
+        if end is None or int(end) > start_ms:
+            if not allow_overlap:
+                raise BacktestError(
+                    f"{symbol}: model {name} was trained on data up to {_fmt_ms(end)}, which "
+                    f"is not before the backtest start {_fmt_ms(start_ms)}: its results would "
+                    "be look-ahead. Start the backtest after the training end, retrain on "
+                    "earlier data, or pass allow_overlap=True (--allow-overlap) knowingly"
+                )
+            i18n.log(
+                log,
+                logging.WARNING,
+                "backtest.overlap",
+                symbol=symbol,
+                model=name,
+                train_end=_fmt_ms(end),
+            )
+    return versions
+
+
+def _default_factory(settings: Any, registry: Any) -> PredictorFactory:
+    from tinhieu.ensemble import Ensemble, parse_weights
+
+    weights = parse_weights(getattr(settings, "ensemble_weights", None))
+
+    def factory(symbol: str) -> Predictor:
+        return Ensemble.from_registry(
+            registry,
+            symbol,
+            weights=weights,  # type: ignore[no-any-return]
+            min_confidence=settings.min_confidence,
+        )
+
+    return factory
+
+
+# --- classification of the signals ----------------------------------------------------------
+_ACTION_CODE = {"SELL": -1.0, "NEUTRAL": 0.0, "BUY": 1.0}
+
+
+def signal_classification(
+    timestamps: np.ndarray, close: np.ndarray, actions: np.ndarray, settings: Any
+) -> dict[str, Any]:
+    """Precision/recall of the signals against the realized move over the label horizon.
+
+    Candles whose horizon crosses a hole in the data are left out (their "5-candle move"
+    would span hours). Baselines on the same candles: always NEUTRAL, and persistence (the
+    move that just ended continues).
+    """
+    from sklearn.metrics import accuracy_score, classification_report, f1_score
+
+    from tinhieu.labels import make_labels, previous_move_labels, spans_gap
+
+    horizon = int(settings.label_horizon)
+    truth = make_labels(close, horizon, settings.label_threshold_pct, settings.fee_pct)
+    persist = previous_move_labels(close, horizon, settings.label_threshold_pct, settings.fee_pct)
+    broken = spans_gap(timestamps, horizon, horizon, settings.timeframe_ms)
+    ok = ~np.isnan(actions) & ~np.isnan(truth) & ~np.isnan(persist) & ~broken
+    if not ok.any():
+        return {"rows": 0}
+    y, pred, pers = truth[ok], actions[ok], persist[ok]
+    neutral = np.zeros_like(y)
+    labels = [-1.0, 0.0, 1.0]
+    names = ["SELL/DOWN", "NEUTRAL", "BUY/UP"]
+
+    def scores(p: np.ndarray) -> dict[str, float]:
+        return {
+            "accuracy": float(accuracy_score(y, p)),
+            "macro_f1": float(f1_score(y, p, labels=labels, average="macro", zero_division=0)),
+        }
+
+    return {
+        "rows": int(ok.sum()),
+        "report": classification_report(
+            y, pred, labels=labels, target_names=names, zero_division=0, digits=3
+        ),
+        "model": scores(pred),
+        "always_neutral": scores(neutral),
+        "persistence": scores(pers),
+        "class_share": {n: float(np.mean(y == lab)) for n, lab in zip(names, labels, strict=True)},
+    }
+
+
+# --- the run --------------------------------------------------------------------------------
+def run_backtest(
+    frames: Mapping[str, pd.DataFrame],
+    settings: Any,
+    registry: Any,
+    *,
+    start_ms: int | None,
+    end_ms: int | None,
+    allow_overlap: bool = False,
+    out_dir: Path,
+    progress: bool = True,
+    predictor_factory: PredictorFactory | None = None,
+) -> BacktestResult:
+    """Backtest every symbol of ``frames`` and write the report to ``out_dir``.
+
+    Parameters
+    ----------
+    frames : mapping of symbol to DataFrame
+        Candles (``timestamp,open,high,low,close,volume``), ascending. Only the rows in
+        ``[start_ms, end_ms)`` are used; the features warm up on the first of them, exactly
+        as the live stream does after it starts.
+    settings : tinhieu.settings.Settings
+        Risk rules, label horizon/threshold, ensemble weights, timeframe.
+    registry : tinhieu.registry.ModelRegistry
+        Source of the production models (ignored when ``predictor_factory`` is given, except
+        for the training-window check when it is not None).
+    start_ms, end_ms : int or None
+        The range (open times, ms UTC); None = from the first / to the last candle.
+    allow_overlap : bool
+        Accept models trained on data inside the range (results are then optimistic).
+    out_dir : Path
+        Folder of ``report.md``, ``equity.png``, ``trades.csv``, ``orders.jsonl``.
+    progress : bool
+        Show a tqdm progress bar (on stderr).
+    predictor_factory : callable, optional
+        ``symbol -> predictor`` with ``predict_many``; default ``Ensemble.from_registry``.
+
+    Raises
+    ------
+    BacktestError
+        No candles in the range, a model trained on the range, wrong predictions.
+    """
+    from tqdm import tqdm
+
+    cfg = RiskConfig.from_settings(settings)
+    out_dir = Path(out_dir)
+    sliced: dict[str, pd.DataFrame] = {}
+    for symbol, df in frames.items():
+        part = df
+        if start_ms is not None:
+            part = part[part["timestamp"] >= start_ms]
+        if end_ms is not None:
+            part = part[part["timestamp"] < end_ms]
+        if part.empty:
+            raise BacktestError(
+                f"{symbol}: no candles between {_fmt_ms(start_ms)} and {_fmt_ms(end_ms)}; "
+                f"the data covers {_fmt_ms(df['timestamp'].min() if len(df) else None)} to "
+                f"{_fmt_ms(df['timestamp'].max() if len(df) else None)}"
+            )
+        sliced[symbol] = part.reset_index(drop=True)
+    if not sliced:
+        raise BacktestError("no symbols to backtest")
+    first = min(int(d["timestamp"].iloc[0]) for d in sliced.values())
+    last = max(int(d["timestamp"].iloc[-1]) for d in sliced.values())
+    i18n.log(
+        log,
+        logging.INFO,
+        "backtest.start",
+        symbols=", ".join(sliced),
+        start=_fmt_ms(first),
+        end=_fmt_ms(last),
+    )
+
+    versions: dict[str, list[str]] = {}
+    if registry is not None:
+        for symbol, df in sliced.items():
+            versions[symbol] = check_training_windows(
+                registry, symbol, int(df["timestamp"].iloc[0]), allow_overlap
+            )
+    factory = predictor_factory or _default_factory(settings, registry)
+
+    warmup = warmup_candles()
+    total = sum(len(d) for d in sliced.values())
+    started = time.perf_counter()
+    results: dict[str, SymbolResult] = {}
+    with tqdm(total=total, unit="candle", disable=not progress, desc="backtest") as bar:
+        for symbol, df in sliced.items():
+            bar.set_postfix_str(symbol)
+            preds, _ = predict_signals(df, factory(symbol), warmup)
+            _, fills, equity, held = simulate(symbol, df, preds, cfg, progress=bar.update)
+            results[symbol] = _summarize(
+                symbol,
+                df,
+                preds,
+                fills,
+                equity,
+                held,
+                cfg,
+                settings,
+                warmup,
+                versions.get(symbol, []),
+            )
+    seconds = time.perf_counter() - started
+    result = BacktestResult(results, out_dir, total, seconds)
+    _portfolio(result, settings)
+    write_report(result, settings, start_ms=start_ms, end_ms=end_ms, allow_overlap=allow_overlap)
+    i18n.log(
+        log, logging.INFO, "backtest.done", path=out_dir / "report.md", rate=result.candles_per_s
+    )
+    return result
+
+
+def _summarize(
+    symbol: str,
+    df: pd.DataFrame,
+    preds: Sequence[PredictionLike | None],
+    fills: list[Fill],
+    equity: np.ndarray,
+    held: np.ndarray,
+    cfg: RiskConfig,
+    settings: Any,
+    warmup: int,
+    versions: list[str],
+) -> SymbolResult:
+    ts = df["timestamp"].to_numpy(np.int64)
+    close = df["close"].to_numpy(np.float64)
+    bh, bh_fee = buy_and_hold(
+        df["open"].to_numpy(np.float64),
+        close,
+        entry_index=warmup + 1,
+        cash=cfg.starting_cash,
+        position_size_pct=cfg.position_size_pct,
+        commission_pct=cfg.commission_pct,
+    )
+    tf = settings.timeframe_ms
+    metrics = compute_metrics(equity, timeframe_ms=tf, timestamps=ts, fills=fills, in_position=held)
+    bh_metrics = compute_metrics(bh, timeframe_ms=tf, timestamps=ts)
+    bh_metrics.update(
+        fees_paid=bh_fee,
+        exposure_pct=float(np.mean(bh != cfg.starting_cash)) * 100.0,
+        trades=float("nan"),
+        win_rate_pct=float("nan"),
+    )
+    actions = np.array([np.nan if p is None else _ACTION_CODE.get(p.action, np.nan) for p in preds])
+    seen_versions = sorted({p.model_version for p in preds if p is not None})
+    result = SymbolResult(
+        symbol=symbol,
+        timestamps=ts,
+        close=close,
+        equity=equity,
+        buy_hold=bh,
+        in_position=held,
+        fills=fills,
+        metrics=metrics,
+        buy_hold_metrics=bh_metrics,
+        signals=int(np.sum(~np.isnan(actions))),
+        actions=actions,
+        classification=signal_classification(ts, close, actions, settings),
+        model_versions=versions or seen_versions,
+    )
+    i18n.log(
+        log,
+        logging.INFO,
+        "backtest.symbol",
+        symbol=symbol,
+        candles=len(df),
+        signals=result.signals,
+        fills=len(fills),
+        ret=metrics["total_return_pct"],
+        bh=bh_metrics["total_return_pct"],
+    )
+    return result
+
+
+def _portfolio(result: BacktestResult, settings: Any) -> None:
+    """Sum of the per-symbol books on the union of their timestamps (forward-filled)."""
+    if not result.symbols:
+        return
+    curves, holds, fills = [], [], []
+    for r in result.symbols.values():
+        curves.append(pd.Series(r.equity, index=r.timestamps))
+        holds.append(pd.Series(r.buy_hold, index=r.timestamps))
+        fills.extend(r.fills)
+    eq = pd.concat(curves, axis=1).sort_index().ffill().bfill().sum(axis=1)
+    bh = pd.concat(holds, axis=1).sort_index().ffill().bfill().sum(axis=1)
+    ts = eq.index.to_numpy(np.int64)
+    tf = settings.timeframe_ms
+    held = pd.concat(
+        [pd.Series(r.in_position, index=r.timestamps) for r in result.symbols.values()], axis=1
+    ).sort_index()
+    any_held = held.fillna(False).astype(bool).any(axis=1).to_numpy()
+    result.portfolio = compute_metrics(
+        eq.to_numpy(), timeframe_ms=tf, timestamps=ts, fills=fills, in_position=any_held
+    )
+    result.portfolio_buy_hold = compute_metrics(bh.to_numpy(), timeframe_ms=tf, timestamps=ts)
+    result.portfolio_buy_hold.update(
+        trades=float("nan"),
+        win_rate_pct=float("nan"),
+        fees_paid=sum(r.buy_hold_metrics["fees_paid"] for r in result.symbols.values()),
+    )
+
+
+# --- the report -----------------------------------------------------------------------------
+def write_orders_jsonl(fills: Sequence[Fill], path: Path) -> None:
+    """One ``Order`` JSON object per line, in fill order per symbol."""
+    with open(path, "w", encoding="utf-8") as fh:
+        for f in fills:
+            fh.write(json.dumps(f.to_dict(), sort_keys=False) + "\n")
+
+
+def read_orders_jsonl(path: Path) -> list[dict[str, Any]]:
+    """The orders written by :func:`write_orders_jsonl` (for comparisons with live orders)."""
+    with open(path, encoding="utf-8") as fh:
+        return [json.loads(line) for line in fh if line.strip()]
+
+
+def write_report(
+    result: BacktestResult,
+    settings: Any,
+    *,
+    start_ms: int | None,
+    end_ms: int | None,
+    allow_overlap: bool,
+) -> Path:
+    """Write ``report.md``, ``equity.png``, ``trades.csv`` and ``orders.jsonl``."""
+    out = result.out_dir
+    out.mkdir(parents=True, exist_ok=True)
+    fills = result.fills
+    write_orders_jsonl(fills, out / "orders.jsonl")
+    frame = pd.DataFrame([f.to_dict() for f in fills])
+    if not frame.empty:
+        for col in ("candle_time", "fill_time"):
+            frame.insert(
+                frame.columns.get_loc(col) + 1,
+                f"{col}_utc",
+                pd.to_datetime(frame[col], unit="ms", utc=True).dt.strftime("%Y-%m-%d %H:%M"),
+            )
+    frame.to_csv(out / "trades.csv", index=False)
+    plot_equity(result, out / "equity.png")
+
+    cfg = RiskConfig.from_settings(settings)
+    lines = [
+        "# Backtest report",
+        "",
+        f"Range: {_fmt_ms(start_ms)} to {_fmt_ms(end_ms)} (UTC, open times; "
+        f"{result.candles:,} candles, timeframe {settings.timeframe}).",
+        f"Risk: starting cash {cfg.starting_cash:,.0f} USDT per symbol, position "
+        f"{cfg.position_size_pct:g}% of cash, stop loss {cfg.stop_loss_pct:g}%, take profit "
+        f"{cfg.take_profit_pct:g}%, commission {cfg.commission_pct:g}% per side, "
+        f"min confidence {cfg.min_confidence:g}, long only.",
+        "Fills: market orders at the next candle's open; stop/take profit at the level, or at "
+        "the open when the candle gaps beyond it; stop first when both are inside one candle.",
+        f"Buy and hold: same cash and sizing, bought at the open of candle {warmup_candles() + 1}"
+        " of the range (the first on which the strategy could fill), marked at each close.",
+    ]
+    if allow_overlap:
+        lines.append(
+            "**Warning: allow_overlap was set; models may have been trained on this "
+            "range, so these figures are optimistic.**"
+        )
+    lines += [
+        "",
+        "## All symbols (sum of the books)",
+        "",
+        format_metrics_table(
+            {"strategy": result.portfolio, "buy and hold": result.portfolio_buy_hold}
+        ),
+        "",
+    ]
+    for sym, r in result.symbols.items():
+        lines += [
+            f"## {sym}",
+            "",
+            f"{len(r.timestamps):,} candles, {r.signals:,} signals, {len(r.fills)} fills; "
+            f"models: {', '.join(r.model_versions) or '-'}",
+            "",
+            format_metrics_table({"strategy": r.metrics, "buy and hold": r.buy_hold_metrics}),
+            "",
+        ]
+        cls = r.classification
+        if cls.get("rows"):
+            lines += [
+                f"Signals against the realized move over {settings.label_horizon} candles "
+                f"({cls['rows']:,} candles whose horizon spans no data gap):",
+                "",
+                "```",
+                cls["report"].rstrip(),
+                "```",
+                "",
+                "| signals | accuracy | macro F1 |",
+                "|---|---:|---:|",
+                *(
+                    f"| {name} | {cls[key]['accuracy']:.3f} | {cls[key]['macro_f1']:.3f} |"
+                    for key, name in (
+                        ("model", "ensemble"),
+                        ("always_neutral", "always NEUTRAL"),
+                        ("persistence", "persistence (last move continues)"),
+                    )
+                ),
+                "",
+            ]
+    lines += ["Files: `equity.png`, `trades.csv`, `orders.jsonl` (one Order per line).", ""]
+    path = out / "report.md"
+    path.write_text("\n".join(lines), encoding="utf-8")
+    return path
+
+
+def plot_equity(result: BacktestResult, path: Path, max_points: int = 4000) -> None:
+    """Price with entries/exits marked, and equity beside buy and hold, one row per symbol."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    syms = list(result.symbols.values())
+    fig, axes = plt.subplots(len(syms), 2, figsize=(14, 3.2 * len(syms)), squeeze=False)
+    for row, r in zip(axes, syms, strict=True):
+        step_n = max(1, len(r.timestamps) // max_points)
+        t = pd.to_datetime(r.timestamps[::step_n], unit="ms")
+        row[0].plot(t, r.close[::step_n], lw=0.6, color="0.3")
+        for side, marker, color in (("BUY", "^", "tab:green"), ("SELL", "v", "tab:red")):
+            pts = [f for f in r.fills if f.side == side]
+            if pts:
+                row[0].scatter(
+                    pd.to_datetime([f.fill_time for f in pts], unit="ms"),
+                    [f.price for f in pts],
+                    marker=marker,
+                    color=color,
+                    s=14,
+                    label=side,
+                    zorder=3,
+                )
+        row[0].set_title(f"{r.symbol} price and fills")
+        if r.fills:
+            row[0].legend(loc="best", fontsize=7)
+        row[1].plot(t, r.equity[::step_n], lw=0.8, label="strategy")
+        row[1].plot(t, r.buy_hold[::step_n], lw=0.8, label="buy and hold")
+        row[1].set_title(f"{r.symbol} equity (USDT)")
+        row[1].legend(loc="best", fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+def run_backtest_command(
+    settings: Any,
+    symbols: Sequence[str] | None,
+    data_dir: Path | str,
+    start: str | None,
+    end: str | None,
+    out_dir: Path | str,
+    allow_overlap: bool = False,
+    registry: Any = None,
+    progress: bool = True,
+) -> BacktestResult:
+    """What ``faust -A streams.app backtest`` runs: load the history files, backtest, report.
+
+    ``symbols`` in any form (``btc``, ``BTCUSDT``); default all configured ones. ``start`` /
+    ``end`` as ``2021-05-01`` or ``2021-05-01T12:00`` (UTC) or ms.
+    """
+    from tinhieu.symbols import normalize
+
+    if registry is None:
+        from tinhieu.registry import ModelRegistry
+
+        registry = ModelRegistry(settings.models_path)
+    chosen = [normalize(s, settings.symbols) for s in (symbols or settings.symbols)]
+    start_ms, end_ms = parse_time(start), parse_time(end)
+    frames = {
+        sym: load_candles(find_history_file(data_dir, sym, settings.timeframe), start_ms, end_ms)
+        for sym in chosen
+    }
+    return run_backtest(
+        frames,
+        settings,
+        registry,
+        start_ms=start_ms,
+        end_ms=end_ms,
+        allow_overlap=allow_overlap,
+        out_dir=Path(out_dir),
+        progress=progress,
+    )
