@@ -88,6 +88,7 @@ class Fault:
     retry_after: int | None = None
     delay_s: float = 3.0
     stale_by: int = 3
+    symbol: str | None = None
 
 
 class FakeBinance:
@@ -143,19 +144,24 @@ class FakeBinance:
         retry_after: int | None = None,
         delay_s: float = 3.0,
         stale_by: int = 3,
+        symbol: str | None = None,
     ) -> None:
         """Make the next ``times`` requests to ``path`` (any path when None) fail with ``kind``.
+
+        ``symbol`` (Binance form, ``BTCUSDT``) limits the fault to requests for that symbol.
 
         ``timeout`` holds the answer ``delay_s`` seconds (set the client timeout below it);
         ``429``/``418`` send ``Retry-After: retry_after`` when given; ``500`` is Binance's JSON
         internal error, ``503`` the load balancer's HTML page; ``malformed`` is truncated JSON;
-        ``stale`` shifts the klines ``stale_by`` candles into the past; ``empty`` is ``[]``.
+        ``stale`` starts the klines ``stale_by`` rows before ``startTime`` (rows the client
+        already has; without ``startTime`` the newest ``stale_by`` rows are missing: a lagging
+        answer); ``empty`` is ``[]``.
         """
         if kind not in FAULT_KINDS:
             raise ValueError(f"unknown fault {kind!r}; use one of {', '.join(FAULT_KINDS)}")
         with self._lock:
             for _ in range(times):
-                self._faults.append(Fault(kind, path, retry_after, delay_s, stale_by))
+                self._faults.append(Fault(kind, path, retry_after, delay_s, stale_by, symbol))
 
     def pending_faults(self) -> int:
         with self._lock:
@@ -171,11 +177,13 @@ class FakeBinance:
         with self._lock:
             return list(self._log)
 
-    def _take_fault(self, path: str) -> Fault | None:
+    def _take_fault(self, path: str, query: dict[str, str]) -> Fault | None:
         with self._lock:
             self._counts[path] += 1
             for fault in self._faults:
-                if fault.path is None or fault.path == path:
+                if (fault.path is None or fault.path == path) and (
+                    fault.symbol is None or fault.symbol == query.get("symbol")
+                ):
                     self._faults.remove(fault)
                     return fault
             return None
@@ -249,7 +257,7 @@ class FakeBinance:
         query = dict(request.query)
         with self._lock:
             self._log.append((path, query))
-        fault = self._take_fault(path)
+        fault = self._take_fault(path, query)
         if fault is not None:
             response = await self._fault_response(fault, path, query)
             if response is not None:
@@ -466,16 +474,16 @@ class FakeBinance:
             return self._error(400, -1100, "Illegal characters found in a parameter.")
         if not 1 <= limit <= MAX_LIMIT:
             return self._error(400, -1130, "Invalid data sent for a parameter.")
-        now = self.now_ms
-        shift = fault.stale_by * MINUTE_MS if fault is not None and fault.kind == "stale" else 0
-        rows = self._rows_until_now(symbol_id, now - shift)
+        # stale: the answer starts (or, without startTime, ends) ``stale_by`` rows too early
+        shift = fault.stale_by if fault is not None and fault.kind == "stale" else 0
+        rows = self._rows_until_now(symbol_id, self.now_ms)
         times = rows[:, 0]
+        hi = int(np.searchsorted(times, end, side="right")) if end is not None else len(rows)
         if start is not None:
-            lo = int(np.searchsorted(times, start - shift, side="left"))
-            hi = int(np.searchsorted(times, end, side="right")) if end is not None else len(rows)
+            lo = max(0, int(np.searchsorted(times, start, side="left")) - shift)
             picked = rows[lo:hi][:limit]
         else:
-            hi = int(np.searchsorted(times, end, side="right")) if end is not None else len(rows)
+            hi = max(0, hi - shift)
             picked = rows[max(0, hi - limit) : hi]
         return web.json_response(
             [self._kline_row(r) for r in picked], headers={"x-mbx-used-weight-1m": "2"}
