@@ -552,6 +552,7 @@ def run_train_command(
     clock: Callable[[], float] = time.time,
     exchange_factory: Callable[[Settings], Any] | None = None,
     progress: Any = None,
+    config: ModelConfig | None = None,
 ) -> dict[str, TrainResult]:
     """What ``faust -A streams.app train`` runs.
 
@@ -579,7 +580,8 @@ def run_train_command(
                      source=settings.exchange_id)
     registry = ModelRegistry(settings.models_path, clock=clock)
     return train(frames, settings, registry, report_path=report_path, n_splits=n_splits,
-                 promote=promote, progress=progress, max_train_rows=max_train_rows)
+                 promote=promote, progress=progress, max_train_rows=max_train_rows,
+                 config=config)
 
 
 async def _fetch_all(

@@ -1,0 +1,174 @@
+"""Features: incremental == batch on real candles, no lookahead, pandas-ta seed values."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pandas_ta as ta
+import pytest
+
+from tinhieu.candles import Bar
+from tinhieu.data import load_candles, parse_time
+from tinhieu.features import (
+    FEATURE_NAMES,
+    FEATURE_SCHEMA_VERSION,
+    MODEL_FEATURES,
+    SEED_FEATURES,
+    WARMUP,
+    FeatureError,
+    FeatureState,
+    compute_features,
+)
+
+DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "binance-spot-1m-2021"
+# 3,000 XRP candles around the 151-minute exchange outage of 2021-04-20 01:59 UTC.
+START = parse_time("2021-04-19T00:00")
+
+
+@pytest.fixture(scope="module")
+def candles() -> pd.DataFrame:
+    df = load_candles(DATA / "XRPUSDT_1m.csv.gz", START, None).iloc[:3000]
+    return df.reset_index(drop=True)
+
+
+@pytest.fixture(scope="module")
+def batch(candles: pd.DataFrame) -> pd.DataFrame:
+    return compute_features(candles)
+
+
+def _bars(df: pd.DataFrame) -> list[Bar]:
+    return [Bar(int(r[0]), *map(float, r[1:])) for r in df.itertuples(index=False)]
+
+
+def _close(actual: np.ndarray, expected: np.ndarray) -> None:
+    # 1e-9 relative; 1e-12 absolute only for values that are themselves ~0 (a return of
+    # exactly 0.0 in one computation may be 1e-17 in the other).
+    np.testing.assert_allclose(actual, expected, rtol=1e-9, atol=1e-12, equal_nan=False)
+
+
+def test_the_slice_spans_a_real_gap(candles: pd.DataFrame) -> None:
+    steps = np.diff(candles["timestamp"].to_numpy())
+    assert steps.max() > 60_000, "the test slice should include the 2021-04-20 outage"
+
+
+def test_names_schema_and_warmup() -> None:
+    assert len(SEED_FEATURES) == 14 and set(SEED_FEATURES) <= set(FEATURE_NAMES)
+    assert set(MODEL_FEATURES) <= set(FEATURE_NAMES)
+    assert not {"open", "high", "low", "close", "volume", "SMA_50", "BB_upper"} & set(
+        MODEL_FEATURES
+    ), "raw price levels must not reach the models"
+    assert FEATURE_SCHEMA_VERSION.startswith("f1-")
+    assert WARMUP <= 52
+
+
+def test_warmup_rows_are_nan_then_complete(batch: pd.DataFrame) -> None:
+    assert batch.iloc[: WARMUP - 1].isna().any(axis=1).all()
+    assert batch.iloc[WARMUP - 1 :].notna().all().all()
+
+
+def test_incremental_equals_batch_over_real_history(
+    candles: pd.DataFrame, batch: pd.DataFrame
+) -> None:
+    state = FeatureState()
+    rows = []
+    for i, bar in enumerate(_bars(candles)):
+        if i in (WARMUP - 1, 1234):  # survive a round trip through JSON (the Faust table)
+            state = FeatureState.from_dict(json.loads(json.dumps(state.to_dict())))
+        vec = state.update(bar)
+        assert (vec is None) == (i < WARMUP - 1), i
+        if vec is not None:
+            assert vec.dtype == np.float64 and vec.shape == (len(FEATURE_NAMES),)
+            rows.append(vec)
+    _close(np.array(rows), batch.to_numpy()[WARMUP - 1 :])
+
+
+def test_no_lookahead(candles: pd.DataFrame, batch: pd.DataFrame) -> None:
+    """Row t is the same whether later candles exist, are absent, or are altered."""
+    for t in (WARMUP - 1, 400, 1500, 2998):
+        truncated = compute_features(candles.iloc[: t + 1])
+        _close(truncated.iloc[t].to_numpy(), batch.iloc[t].to_numpy())
+        altered = candles.copy()
+        later = altered.index > t
+        for col in ("open", "high", "low", "close"):
+            altered.loc[later, col] = altered.loc[later, col] * 3.0
+        altered.loc[later, "volume"] = 0.0
+        _close(compute_features(altered).iloc[t].to_numpy(), batch.iloc[t].to_numpy())
+
+
+def test_seed_features_are_pandas_ta_values(candles: pd.DataFrame, batch: pd.DataFrame) -> None:
+    close = candles["close"]
+    macd = ta.macd(close, fast=12, slow=26, signal=9)
+    bb = ta.bbands(close, length=20, lower_std=2.0, upper_std=2.0)
+    expected = {
+        "SMA_10": ta.sma(close, length=10),
+        "SMA_20": ta.sma(close, length=20),
+        "SMA_50": ta.sma(close, length=50),
+        "RSI_14": ta.rsi(close, length=14),
+        "MACD": macd["MACD_12_26_9"],
+        "MACD_signal": macd["MACDs_12_26_9"],
+        "BB_upper": bb["BBU_20_2.0_2.0"],
+        "BB_lower": bb["BBL_20_2.0_2.0"],
+        "volume_sma_ratio": candles["volume"] / ta.sma(candles["volume"], length=20),
+    }
+    rows = slice(WARMUP - 1, None)
+    for name, series in expected.items():
+        _close(batch[name].to_numpy()[rows], series.to_numpy()[rows])
+    for name in ("open", "high", "low", "close", "volume"):
+        assert (batch[name] == candles[name]).all()
+
+
+def test_scale_free_features_do_not_depend_on_price_level(candles: pd.DataFrame) -> None:
+    scaled = candles.copy()
+    for col in ("open", "high", "low", "close"):
+        scaled[col] = scaled[col] * 1000.0
+    scaled["volume"] = scaled["volume"] * 7.0
+    a = compute_features(candles.iloc[:600])[list(MODEL_FEATURES)].iloc[WARMUP:]
+    b = compute_features(scaled.iloc[:600])[list(MODEL_FEATURES)].iloc[WARMUP:]
+    np.testing.assert_allclose(a.to_numpy(), b.to_numpy(), rtol=1e-7, atol=1e-10)
+
+
+def test_hand_checked_values(candles: pd.DataFrame, batch: pd.DataFrame) -> None:
+    t = 777
+    c = candles["close"].to_numpy()
+    assert batch["ret_5"].iloc[t] == pytest.approx(np.log(c[t] / c[t - 5]), rel=1e-12)
+    assert batch["dist_sma_10"].iloc[t] == pytest.approx(c[t] / c[t - 9 : t + 1].mean() - 1)
+    std = c[t - 19 : t + 1].std(ddof=1)
+    assert batch["bb_width"].iloc[t] == pytest.approx(4 * std / c[t - 19 : t + 1].mean())
+    ts = int(candles["timestamp"].iloc[t])
+    minute = (ts // 60_000) % 1440
+    assert batch["hour_sin"].iloc[t] == pytest.approx(np.sin(2 * np.pi * minute / 1440))
+
+
+def test_update_refuses_old_or_repeated_candles(candles: pd.DataFrame) -> None:
+    bars = _bars(candles.iloc[:3])
+    state = FeatureState()
+    state.update(bars[0])
+    state.update(bars[1])
+    with pytest.raises(FeatureError, match="not after the previous one"):
+        state.update(bars[1])
+    with pytest.raises(FeatureError, match="not after"):
+        state.update(bars[0])
+    assert state.count == 2
+
+
+def test_from_dict_refuses_other_schema() -> None:
+    d = FeatureState().to_dict()
+    d["schema"] = "f0-old"
+    with pytest.raises(FeatureError, match="replaying the history"):
+        FeatureState.from_dict(d)
+    bad = FeatureState().to_dict()
+    del bad["closes"]
+    with pytest.raises(FeatureError, match="malformed"):
+        FeatureState.from_dict(bad)
+
+
+def test_compute_features_rejects_bad_input(candles: pd.DataFrame) -> None:
+    with pytest.raises(FeatureError, match="lack column"):
+        compute_features(candles.drop(columns=["volume"]))
+    with pytest.raises(FeatureError, match="strictly ascending"):
+        compute_features(candles.iloc[[0, 2, 1]])
+    short = compute_features(candles.iloc[:10])
+    assert short["SMA_50"].isna().all() and short["MACD"].isna().all()
