@@ -89,6 +89,7 @@ class Worker:
         app.router.add_get("/health", self._health)
         app.router.add_get("/signals/{symbol}", self._signal)
         self.runner = web.AppRunner(app)
+        self.rebalancing = False
         self.url = ""
 
     async def start(self) -> None:
@@ -102,6 +103,8 @@ class Worker:
 
     async def _signal(self, request: web.Request) -> web.Response:
         symbol = request.match_info["symbol"]
+        if self.rebalancing:
+            return web.json_response({"error": "no worker can answer", "retry": True}, status=503)
         if symbol not in self.signals:
             return web.json_response({"error": f"no signal yet for {symbol}"}, status=404)
         return web.json_response(self.signals[symbol])
@@ -264,6 +267,14 @@ async def test_dudoan_with_every_worker_down(env_workers_down: Env) -> None:
 
     assert reply.content.startswith("⚠️ Không kết nối được tới worker tinhieu nào.")
     assert "faust -A streams.app worker" in reply.content
+
+
+async def test_dudoan_while_the_workers_rebalance(env: Env) -> None:
+    env.worker.rebalancing = True
+
+    reply = await error_reply("!dudoan btc", ServiceUnavailable)
+
+    assert reply.content.startswith("⏳ Các worker đang chia lại dữ liệu (rebalance).")
 
 
 async def test_the_bot_keeps_answering_after_an_error(env_workers_down: Env) -> None:

@@ -14,6 +14,7 @@ import pytest
 from aiohttp import web
 
 from tinhieu.bot.service import (
+    BUSY,
     EXCHANGE,
     NO_DATA,
     WORKER,
@@ -79,16 +80,23 @@ class FakeWorker:
         self.app.router.add_get("/health", self.health)
         self.app.router.add_get("/signals/{symbol}", self.signal)
 
+    def _failure(self) -> web.Response:
+        if self.status == 503:  # what the views answer while partitions move
+            return web.json_response(
+                {"error": "no worker can answer for it right now", "retry": True}, status=503
+            )
+        return web.json_response({"error": "boom"}, status=self.status)
+
     async def health(self, request: web.Request) -> web.Response:
         self.requests.append(request.path)
         if self.status != 200:
-            return web.json_response({"error": "boom"}, status=self.status)
+            return self._failure()
         return web.json_response({"status": "ok", "worker": "w1"})
 
     async def signal(self, request: web.Request) -> web.Response:
         self.requests.append(request.path)
         if self.status != 200:
-            return web.json_response({"error": "boom"}, status=self.status)
+            return self._failure()
         symbol = request.match_info["symbol"]
         if symbol not in self.signals:
             return web.json_response({"error": f"no signal yet for {symbol}"}, status=404)
@@ -231,6 +239,16 @@ async def test_all_workers_down_is_worker_unavailable(http) -> None:
 
     assert info.value.what == WORKER
     assert all(url in info.value.detail for url in urls)  # says which workers were tried
+
+
+async def test_workers_rebalancing_is_busy_not_down(serve, http) -> None:
+    urls = (await serve(FakeWorker(status=503)), dead_url())
+    service = TradingService(make_settings(*urls), http, FakeExchange())
+
+    with pytest.raises(ServiceUnavailable) as info:
+        await service.latest_signal("btc")
+
+    assert info.value.what == BUSY
 
 
 async def test_a_signal_of_the_wrong_shape_is_worker_unavailable(serve, http) -> None:

@@ -15,6 +15,7 @@ import discord
 
 from models.records import Order
 from tinhieu.bot.service import (
+    BUSY,
     EXCHANGE,
     NO_DATA,
     WORKER,
@@ -173,7 +174,7 @@ def _quick_prediction(quote: PriceQuote) -> str:
             f"{action_text(signal.action)} · độ tin cậy {fmt_conf(signal.confidence)} "
             f"(nến {fmt_ms_time(signal.candle_time)})"
         )
-    if quote.prediction_missing == WORKER:
+    if quote.prediction_missing in (WORKER, BUSY):
         return "⚠️ Chưa hỏi được worker, tạm thời không có dự đoán."
     return "⏳ Chưa có tín hiệu cho mã này (worker đang gom đủ nến)."
 
@@ -249,6 +250,8 @@ def unavailable(error: ServiceUnavailable) -> str:
             f"⏳ Chưa có tín hiệu{about}: worker vừa khởi động hoặc đang gom đủ nến. "
             "Thử lại sau ít phút nhé."
         )
+    if error.what == BUSY:
+        return "⏳ Các worker đang chia lại dữ liệu (rebalance). Thử lại sau vài giây nhé."
     if error.what == EXCHANGE:
         return "⚠️ Sàn giao dịch không phản hồi nên chưa lấy được giá. Thử lại sau ít phút nhé."
     if error.what == WORKER:

@@ -33,6 +33,7 @@ from tinhieu.settings import Settings
 from tinhieu.symbols import UnknownSymbolError, normalize, url_form
 
 __all__ = [
+    "BUSY",
     "EXCHANGE",
     "NO_DATA",
     "WORKER",
@@ -69,6 +70,7 @@ i18n.register(
 WORKER = "worker"  # no worker web view answered
 EXCHANGE = "exchange"  # the exchange did not answer or had no ticker
 NO_DATA = "no_data"  # a worker answered 404: no window / signal for the symbol yet
+BUSY = "busy"  # workers answered 503 "retry": partitions are being rebalanced
 
 ACTIONS = ("BUY", "SELL", "NEUTRAL")
 
@@ -81,7 +83,8 @@ class ServiceUnavailable(Exception):
     what:
         ``"worker"`` (no worker web view answered: start ``faust -A streams.app worker`` or fix
         ``TINHIEU_WEB_URLS``), ``"exchange"`` (the exchange did not answer: retry later) or
-        ``"no_data"`` (the worker has no window or signal for the symbol yet: wait a minute).
+        ``"no_data"`` (the worker has no window or signal for the symbol yet: wait a minute)
+        or ``"busy"`` (the workers are rebalancing partitions: retry in a few seconds).
     detail:
         What happened, for logs and for the reply.
     symbol:
@@ -322,6 +325,7 @@ class TradingService:
         timeouts, 5xx and non-JSON bodies move on to the next worker.
         """
         failures: list[str] = []
+        busy = False
         for url in self._urls():
             try:
                 async with self._session().get(url + path, timeout=self._timeout()) as resp:
@@ -330,6 +334,10 @@ class TradingService:
                         reason = (body or {}).get("error") if isinstance(body, dict) else None
                         raise ServiceUnavailable(NO_DATA, str(reason or "404 Not Found"), symbol)
                     if resp.status != 200:
+                        body = await _json_or_none(resp)
+                        if resp.status == 503 and isinstance(body, dict) and body.get("retry"):
+                            busy = True
+                            raise _WorkerError(f"HTTP 503: {body.get('error', 'retry')}")
                         raise _WorkerError(f"HTTP {resp.status}")
                     data = await _json_or_none(resp)
                     if not isinstance(data, dict):
@@ -340,8 +348,8 @@ class TradingService:
                 failures.append(f"{url}: {detail}")
                 i18n.log(logger, logging.WARNING, "bot.worker_failed", url=url, path=path,
                          detail=detail)
-        raise ServiceUnavailable(WORKER, "; ".join(failures) or "no worker URL configured",
-                                 symbol)
+        detail = "; ".join(failures) or "no worker URL configured"
+        raise ServiceUnavailable(BUSY if busy else WORKER, detail, symbol)
 
     async def _signal_or_reason(self, symbol: str) -> tuple[SignalView | None, str | None]:
         try:
