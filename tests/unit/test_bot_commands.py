@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import socket
 from collections.abc import AsyncIterator
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -28,10 +29,12 @@ import pytest
 from aiohttp import ClientSession, web
 from discord.ext import commands
 
+from tinhieu.bot import run_bot
 from tinhieu.bot.commands import channel_poster, create_bot
 from tinhieu.bot.messages import order_embed
 from tinhieu.bot.orders_feed import bootstrap_servers, decode_order, group_id
 from tinhieu.bot.service import ServiceUnavailable, TradingService
+from tinhieu.bot.token import BotTokenError
 from tinhieu.settings import load_settings
 from tinhieu.symbols import UnknownSymbolError
 
@@ -494,3 +497,22 @@ async def test_channel_poster_sends_to_the_configured_channel(env: Env) -> None:
     message = dpytest.get_message()
     assert message.channel.id == channel.id
     assert message.embeds[0].title == "lệnh mới"
+
+
+# --- entry points -------------------------------------------------------------------------
+
+
+def test_run_bot_without_a_token_stops_with_the_how_to(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    for name in ("DISCORD_BOT_TOKEN", "BOT_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.chdir(tmp_path)  # no .env, no token.txt
+
+    with pytest.raises(BotTokenError, match="DISCORD_BOT_TOKEN"):
+        run_bot(load_settings(), cwd=tmp_path)
+
+
+async def test_run_bot_inside_an_event_loop_points_to_serve_bot() -> None:
+    with pytest.raises(RuntimeError, match="serve_bot"):
+        run_bot(load_settings())
