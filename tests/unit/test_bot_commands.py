@@ -259,6 +259,17 @@ async def test_dudoan_unknown_symbol_lists_the_supported_ones(env: Env) -> None:
     assert "BTC/USDT, ETH/USDT, XRP/USDT, SOL/USDT, BNB/USDT" in reply.content
 
 
+async def test_quoted_user_text_cannot_ping_or_break_the_reply(env: Env) -> None:
+    reply = await error_reply("!gia `@everyone`", UnknownSymbolError)
+
+    assert reply.content.startswith("❓ Không nhận ra mã `'@everyone'`.")
+    # dpytest replaces the connection state that holds allowed_mentions: check a fresh bot
+    settings = load_settings(symbols="btc")
+    mentions = create_bot(settings, env.service).allowed_mentions
+    assert mentions is not None
+    assert not (mentions.everyone or mentions.users or mentions.roles)
+
+
 async def test_dudoan_before_the_first_signal(env: Env) -> None:
     reply = await error_reply("!dudoan eth", ServiceUnavailable)
 

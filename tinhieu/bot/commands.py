@@ -83,6 +83,8 @@ class TinhieuBot(commands.Bot):
             intents=intents,
             help_command=None,  # replaced by the Vietnamese !help of TradingCog
             case_insensitive=True,
+            # replies quote what users typed: never let "@everyone" in a symbol ping anyone
+            allowed_mentions=discord.AllowedMentions.none(),
         )
         self.settings = settings
         self.service = service

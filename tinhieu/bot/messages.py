@@ -231,7 +231,8 @@ def usage(prefix: str, command: str) -> str:
 
 
 def unknown_symbol(raw: str, supported: Sequence[str]) -> str:
-    shown = raw if len(raw) <= 30 else raw[:30] + "…"
+    shown = raw.replace("`", "'")
+    shown = shown if len(shown) <= 30 else shown[:30] + "…"
     return (
         f"❓ Không nhận ra mã `{discord.utils.escape_markdown(shown)}`. "
         f"Các mã được hỗ trợ: {', '.join(supported)}."
