@@ -302,8 +302,11 @@ class ExchangeClient:
         self, symbols: Iterable[str], *, attempts: int | None = DEFAULT_ATTEMPTS
     ) -> list[str]:
         """Canonical symbols, each checked to be listed; raises ``ExchangeConfigError`` if not."""
+        try:
+            wanted = [canonical(s) for s in symbols]
+        except ValueError as exc:
+            raise ExchangeConfigError(f"{exc}; use a symbol such as BTC/USDT or btc") from None
         await self.load_markets(attempts=attempts)
-        wanted = [canonical(s) for s in symbols]
         missing = [s for s in wanted if s not in self._ex.markets]
         if missing:
             listed = sorted(s for s in self._ex.markets if s.endswith("/USDT"))[:10]

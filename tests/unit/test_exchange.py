@@ -80,6 +80,14 @@ def english() -> Iterator[None]:
     i18n.set_language(before)
 
 
+@pytest.fixture
+def vietnamese() -> Iterator[None]:
+    before = i18n.language()
+    i18n.set_language("vi")
+    yield
+    i18n.set_language(before)
+
+
 def make_settings(base_url: str, **overrides: object) -> Settings:
     values: dict[str, object] = {
         "exchange_base_url": base_url,
@@ -397,10 +405,9 @@ async def test_unreachable_exchange_raises_unavailable_and_says_so(
     assert "retrying in" in retries[0]
 
 
-async def test_unreachable_message_is_vietnamese_by_default(
-    sleeps: Sleeps, caplog: pytest.LogCaptureFixture
+async def test_unreachable_message_in_vietnamese(
+    sleeps: Sleeps, caplog: pytest.LogCaptureFixture, vietnamese: None
 ) -> None:
-    i18n.set_language("vi")
     client = ExchangeClient(make_settings(f"http://127.0.0.1:{closed_port()}"), sleep=sleeps)
     try:
         with pytest.raises(ExchangeUnavailable):
