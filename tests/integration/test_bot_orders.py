@@ -4,9 +4,9 @@ Real: Kafka (the session fixture ``kafka`` from tests/conftest.py), aiokafka, th
 ``channel_poster`` and discord.py's channel/message code. Faked: only the Discord gateway
 (dpytest, with the two shims explained in tests/unit/test_bot_commands.py).
 
-The records go to the real ``orders`` topic, keyed by symbol like the broker's; their ids start
-with ``bot-it-`` and a bad record is among them, so a consumer of ``orders`` in another test
-must (as every consumer must) skip or dead-letter what it does not recognise.
+The records go to the real ``orders`` topic, keyed by symbol like the broker's, with ids that
+start with ``bot-it-``; the feed reads from the earliest offset, so it also tolerates orders
+that other tests sharing the broker may have written (it waits for its own ids).
 """
 
 from __future__ import annotations
