@@ -48,7 +48,7 @@ MINUTE_MS = 60_000
 MAX_LIMIT = 1000
 DEFAULT_LIMIT = 500
 
-FaultKind = Literal["timeout", "429", "418", "500", "503", "malformed", "stale", "empty"]
+FaultKind = Literal["timeout", "429", "418", "500", "503", "malformed", "stale", "empty", "bad_row"]
 FAULT_KINDS: tuple[str, ...] = (
     "timeout",
     "429",
@@ -58,6 +58,7 @@ FAULT_KINDS: tuple[str, ...] = (
     "malformed",
     "stale",
     "empty",
+    "bad_row",
 )
 
 _CACHE: dict[str, np.ndarray] = {}
@@ -155,7 +156,8 @@ class FakeBinance:
         internal error, ``503`` the load balancer's HTML page; ``malformed`` is truncated JSON;
         ``stale`` starts the klines ``stale_by`` rows before ``startTime`` (rows the client
         already has; without ``startTime`` the newest ``stale_by`` rows are missing: a lagging
-        answer); ``empty`` is ``[]``.
+        answer); ``empty`` is ``[]``; ``bad_row`` answers normally but the first row's high
+        is below its low.
         """
         if kind not in FAULT_KINDS:
             raise ValueError(f"unknown fault {kind!r}; use one of {', '.join(FAULT_KINDS)}")
@@ -327,7 +329,7 @@ class FakeBinance:
             )
         if kind == "empty":
             return web.json_response([])
-        return None  # stale: handled by the klines handler
+        return None  # stale, bad_row: handled by the klines handler
 
     def _error(self, status: int, code: int, msg: str) -> web.Response:
         return web.json_response({"code": code, "msg": msg}, status=status)
@@ -485,9 +487,10 @@ class FakeBinance:
         else:
             hi = max(0, hi - shift)
             picked = rows[max(0, hi - limit) : hi]
-        return web.json_response(
-            [self._kline_row(r) for r in picked], headers={"x-mbx-used-weight-1m": "2"}
-        )
+        answer = [self._kline_row(r) for r in picked]
+        if fault is not None and fault.kind == "bad_row" and answer:
+            answer[0][2] = _fmt(float(answer[0][3]) / 2)  # high below low
+        return web.json_response(answer, headers={"x-mbx-used-weight-1m": "2"})
 
     @staticmethod
     def _kline_row(r: np.ndarray) -> list[Any]:

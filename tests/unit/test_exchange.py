@@ -306,6 +306,30 @@ async def test_bad_responses_skip_that_poll_and_the_next_poll_recovers(
         assert "[LOI]" in caplog.text and "not valid JSON" in caplog.text
 
 
+async def test_malformed_json_is_a_data_error_and_not_retried_in_the_call(
+    fake: FakeBinance, client: ExchangeClient, sleeps: Sleeps
+) -> None:
+    fake.queue_fault("malformed")
+
+    with pytest.raises(ExchangeDataError, match="not valid JSON"):
+        await client.fetch_closed_candles("BTC/USDT", None, 5)
+
+    assert fake.requests(KLINES) == 1 and sleeps.delays == []
+
+
+async def test_an_invalid_row_is_skipped_and_logged_the_others_kept(
+    fake: FakeBinance, client: ExchangeClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    fake.queue_fault("bad_row")
+    since = FORMING - 5 * MIN
+
+    bars = await client.fetch_closed_candles("BTC/USDT", since, 10)
+
+    assert bars == csv_bars("BTCUSDT", since + MIN, FORMING)
+    skipped = [r.getMessage() for r in caplog.records if "[BO QUA]" in r.getMessage()]
+    assert len(skipped) == 1 and str(since) in skipped[0] and "high" in skipped[0]
+
+
 async def test_one_failing_symbol_does_not_hold_back_the_others(
     fake: FakeBinance, client: ExchangeClient
 ) -> None:
