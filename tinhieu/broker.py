@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from typing import Any, Literal
 
 from tinhieu.candles import Bar
@@ -157,7 +157,10 @@ class Fill:
 
     def to_dict(self) -> dict[str, Any]:
         """The fill as a dict with exactly the field names of ``models.records.Order``."""
-        return asdict(self)
+        return {name: getattr(self, name) for name in _FILL_FIELDS}
+
+
+_FILL_FIELDS = tuple(f.name for f in fields(Fill))
 
 
 def order_id(symbol: str, candle_time: int, model_version: str, side: str, reason: str) -> str:
