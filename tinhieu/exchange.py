@@ -217,6 +217,11 @@ class ExchangeClient:
         Awaited between retries (tests pass a fast one).
     rng:
         Source of the backoff jitter.
+    sync_time:
+        Measure the offset between ``clock`` and the exchange's server time (on loading the
+        markets and at every :meth:`CandlePoller.poll`) and decide closedness by the exchange's
+        time, so a host clock that runs ahead never releases a candle early (and a fake
+        exchange with a simulated clock is followed by a worker process).
 
     Raises
     ------
@@ -231,8 +236,11 @@ class ExchangeClient:
         clock: Clock = time.time,
         sleep: Sleep = asyncio.sleep,
         rng: random.Random | None = None,
+        sync_time: bool = True,
     ) -> None:
         self._settings = settings
+        self._sync_time = sync_time
+        self._offset_ms = 0
         self._clock = clock
         self._sleep = sleep
         self._rng = rng or random.Random()
@@ -285,8 +293,30 @@ class ExchangeClient:
 
     # --- public API ----------------------------------------------------------------------
     def now_ms(self) -> int:
-        """The injected clock in integer ms."""
-        return int(self._clock() * 1000)
+        """The exchange's time in integer ms: the injected clock plus the measured offset."""
+        return int(self._clock() * 1000) + self._offset_ms
+
+    async def sync_clock(self) -> int | None:
+        """Measure ``exchange time - clock`` with one request; returns it (None: not measured).
+
+        A failure is not an error here (logged at debug level): the offset measured before
+        stays, and the next candle request reports the problem through the retry helper.
+        """
+        if not self._sync_time or not self._ex.has.get("fetchTime"):
+            return None
+        before = self._clock()
+        try:
+            server_ms = await self._ex.fetch_time()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # reported by the next real request
+            logger.debug("exchange time not measured: %s", _short(exc))
+            return None
+        after = self._clock()
+        if isinstance(server_ms, int) and not isinstance(server_ms, bool):
+            self._offset_ms = server_ms - int((before + after) / 2 * 1000)
+            return self._offset_ms
+        return None
 
     def current_open_ms(self) -> int:
         """Open time of the candle forming now; every candle before it is closed."""
@@ -297,6 +327,7 @@ class ExchangeClient:
         if self._ex.markets:
             return
         await self._call("load_markets", None, self._ex.load_markets, attempts)
+        await self.sync_clock()
 
     async def check_symbols(
         self, symbols: Iterable[str], *, attempts: int | None = DEFAULT_ATTEMPTS
@@ -776,6 +807,8 @@ class CandlePoller:
                     self._failed(sym, exc)
                 return result
             self._checked = True
+        else:
+            await self._client.sync_clock()
         outcomes = await asyncio.gather(
             *(self._poll_one(s) for s in self._symbols), return_exceptions=True
         )

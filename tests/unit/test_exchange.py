@@ -217,6 +217,18 @@ async def test_poller_backfills_then_returns_nothing_new_then_exactly_the_new_ca
     assert poller.cursor() == {"BTC/USDT": FORMING + 2 * MIN, "ETH/USDT": FORMING + 2 * MIN}
 
 
+async def test_a_real_clock_follows_the_exchange_time(fake: FakeBinance, sleeps: Sleeps) -> None:
+    # as a worker process does next to the fake: its own clock says 2026, the exchange 2021
+    client = ExchangeClient(make_settings(fake.base_url), sleep=sleeps)
+    try:
+        poller = CandlePoller(client, ["BTC/USDT"], MIN, 5)
+        assert (await poller.poll())["BTC/USDT"] == last_closed("BTCUSDT", 5, NOW)
+        fake.advance(minutes=3)
+        assert (await poller.poll())["BTC/USDT"] == csv_bars("BTCUSDT", FORMING, FORMING + 3 * MIN)
+    finally:
+        await client.close()
+
+
 async def test_poller_seeded_from_kafka_continues_after_last_ts(
     fake: FakeBinance, client: ExchangeClient
 ) -> None:
