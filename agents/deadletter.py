@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from streams.app import app, settings  # first: the app must exist before topics/tables  # isort: skip
+
 import logging
 import time
 from typing import Any

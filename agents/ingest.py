@@ -7,11 +7,12 @@ so a restart or a leader change neither repeats nor skips a closed candle.
 
 from __future__ import annotations
 
+from streams.app import app, settings  # first: the app must exist before topics/tables  # isort: skip
+
 import logging
 import time
 from typing import Any
 
-from streams.app import app, settings
 from streams.topics import MARKET_DATA, market_data_topic
 from models.records import Candle
 from tinhieu import i18n

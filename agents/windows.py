@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from streams.app import app, settings  # first: the app must exist before topics/tables  # isort: skip
+
 import logging
 
 from agents.deadletter import send_dead_letter
-from streams.app import app, settings
 from streams.topics import market_data_raw_topic
 from tables.windows import symbol_to_window
 from tinhieu import i18n

@@ -32,3 +32,11 @@ market_data_raw_topic = app.topic(
     value_serializer="raw",
     internal=True,
 )
+
+
+@app.task
+async def declare_topics() -> None:
+    """Create the topics this worker only produces to, with the configured partitions
+    (a topic auto-created by the broker would get the broker's default count)."""
+    for topic in (signals_topic, orders_topic, dead_letters_topic):
+        await topic.maybe_declare()

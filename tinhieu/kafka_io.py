@@ -79,8 +79,10 @@ async def read_topic(
     await consumer.start()
     out: list[tuple[int, int, bytes | None, bytes | None]] = []
     try:
-        if topic not in await consumer.topics():  # also refreshes the metadata
+        if topic not in await consumer.topics():
             return out
+        consumer._client.add_topic(topic)  # ask the cluster for this topic's partitions
+        await consumer._client.force_metadata_update()
         parts = consumer.partitions_for_topic(topic) or set()
         if not parts:
             return out
