@@ -99,6 +99,7 @@ class SymbolResult:
     equity: np.ndarray
     buy_hold: np.ndarray
     in_position: np.ndarray
+    buy_hold_in_position: np.ndarray
     fills: list[Fill]
     metrics: dict[str, float]
     buy_hold_metrics: dict[str, float]
@@ -240,7 +241,7 @@ def predict_signals(
 # --- honesty checks -------------------------------------------------------------------------
 def _fmt_ms(ms: int | float | None) -> str:
     if ms is None:
-        return "?"
+        return "-"
     return pd.Timestamp(int(ms), unit="ms", tz="UTC").strftime("%Y-%m-%d %H:%M")
 
 
@@ -480,14 +481,10 @@ def _summarize(
         commission_pct=cfg.commission_pct,
     )
     tf = settings.timeframe_ms
+    bh_held = np.arange(len(ts)) >= warmup + 1
     metrics = compute_metrics(equity, timeframe_ms=tf, timestamps=ts, fills=fills, in_position=held)
-    bh_metrics = compute_metrics(bh, timeframe_ms=tf, timestamps=ts)
-    bh_metrics.update(
-        fees_paid=bh_fee,
-        exposure_pct=float(np.mean(bh != cfg.starting_cash)) * 100.0,
-        trades=float("nan"),
-        win_rate_pct=float("nan"),
-    )
+    bh_metrics = compute_metrics(bh, timeframe_ms=tf, timestamps=ts, in_position=bh_held)
+    bh_metrics.update(fees_paid=bh_fee, trades=float("nan"), win_rate_pct=float("nan"))
     actions = np.array([np.nan if p is None else _ACTION_CODE.get(p.action, np.nan) for p in preds])
     seen_versions = sorted({p.model_version for p in preds if p is not None})
     result = SymbolResult(
@@ -497,6 +494,7 @@ def _summarize(
         equity=equity,
         buy_hold=bh,
         in_position=held,
+        buy_hold_in_position=bh_held,
         fills=fills,
         metrics=metrics,
         buy_hold_metrics=bh_metrics,
@@ -536,10 +534,26 @@ def _portfolio(result: BacktestResult, settings: Any) -> None:
         [pd.Series(r.in_position, index=r.timestamps) for r in result.symbols.values()], axis=1
     ).sort_index()
     any_held = held.fillna(False).astype(bool).any(axis=1).to_numpy()
+    bh_held = (
+        pd.concat(
+            [
+                pd.Series(r.buy_hold_in_position, index=r.timestamps)
+                for r in result.symbols.values()
+            ],
+            axis=1,
+        )
+        .sort_index()
+        .fillna(False)
+        .astype(bool)
+        .any(axis=1)
+        .to_numpy()
+    )
     result.portfolio = compute_metrics(
         eq.to_numpy(), timeframe_ms=tf, timestamps=ts, fills=fills, in_position=any_held
     )
-    result.portfolio_buy_hold = compute_metrics(bh.to_numpy(), timeframe_ms=tf, timestamps=ts)
+    result.portfolio_buy_hold = compute_metrics(
+        bh.to_numpy(), timeframe_ms=tf, timestamps=ts, in_position=bh_held
+    )
     result.portfolio_buy_hold.update(
         trades=float("nan"),
         win_rate_pct=float("nan"),
@@ -586,10 +600,13 @@ def write_report(
     plot_equity(result, out / "equity.png")
 
     cfg = RiskConfig.from_settings(settings)
+    first = min(int(r.timestamps[0]) for r in result.symbols.values())
+    last = max(int(r.timestamps[-1]) for r in result.symbols.values())
     lines = [
         "# Backtest report",
         "",
-        f"Range: {_fmt_ms(start_ms)} to {_fmt_ms(end_ms)} (UTC, open times; "
+        f"Range asked: {_fmt_ms(start_ms)} to {_fmt_ms(end_ms)}; candles used: {_fmt_ms(first)} "
+        f"to {_fmt_ms(last)} (UTC, open times; "
         f"{result.candles:,} candles, timeframe {settings.timeframe}).",
         f"Risk: starting cash {cfg.starting_cash:,.0f} USDT per symbol, position "
         f"{cfg.position_size_pct:g}% of cash, stop loss {cfg.stop_loss_pct:g}%, take profit "
