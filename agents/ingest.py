@@ -50,8 +50,7 @@ _state: dict[str, Any] = {"poller": None, "client": None, "last_tick": 0.0}
 
 
 async def _kafka_cursor() -> dict[str, int]:
-    """Newest exchange candle per symbol already on market_data (only recent ones count)."""
-    horizon = int(time.time() * 1000) - settings.backfill * settings.timeframe_ms * 2
+    """Newest exchange candle per symbol already on market_data."""
     cursor: dict[str, int] = {}
     for _p, _o, key, value in await read_topic(settings.broker_url, MARKET_DATA, tail=2000):
         obj = decode_json(value)
@@ -59,7 +58,7 @@ async def _kafka_cursor() -> dict[str, int]:
             continue
         ts = obj.get("timestamp")
         symbol = key.decode("utf-8", "replace")
-        if isinstance(ts, int) and ts >= horizon and symbol in settings.symbols:
+        if isinstance(ts, int) and symbol in settings.symbols:
             cursor[symbol] = max(cursor.get(symbol, 0), ts)
     return cursor
 
@@ -77,8 +76,10 @@ async def _poller() -> Any:
             i18n.log(log, logging.INFO, "ingest_resume", cursor=cursor)
         client = ExchangeClient(settings)
         _state["client"] = client
+        # After a long stop, catch up at most a day (or the backfill) of candles.
         _state["poller"] = CandlePoller(
-            client, list(settings.symbols), settings.timeframe_ms, settings.backfill, cursor
+            client, list(settings.symbols), settings.timeframe_ms, settings.backfill, cursor,
+            max_catchup=max(settings.backfill, 86_400_000 // settings.timeframe_ms),
         )
         i18n.log(log, logging.INFO, "ingest_start", exchange=settings.exchange_id,
                  symbols=", ".join(settings.symbols), interval=settings.poll_interval_s)
