@@ -425,6 +425,8 @@ def run_backtest(
             versions[symbol] = check_training_windows(
                 registry, symbol, int(df["timestamp"].iloc[0]), allow_overlap
             )
+    if predictor_factory is None and registry is None:
+        raise BacktestError("no model registry and no predictor_factory: nothing to predict with")
     factory = predictor_factory or _default_factory(settings, registry)
 
     warmup = warmup_candles()
