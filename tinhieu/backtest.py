@@ -703,6 +703,12 @@ def plot_equity(result: BacktestResult, path: Path, max_points: int = 4000) -> N
         row[1].plot(t, r.buy_hold[::step_n], lw=0.8, label="buy and hold")
         row[1].set_title(f"{r.symbol} equity (USDT)")
         row[1].legend(loc="best", fontsize=7)
+    import matplotlib.dates as mdates
+
+    for ax in axes.flat:
+        locator = mdates.AutoDateLocator()
+        ax.xaxis.set_major_locator(locator)
+        ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     plt.close(fig)
