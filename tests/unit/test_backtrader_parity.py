@@ -166,3 +166,37 @@ def test_step_fills_like_backtrader_backbroker(candles, cfg):
         assert gap.price < gap.stop_loss  # filled at the gapped open, below the stop level
     else:
         assert {"signal", "stop_loss", "take_profit"} <= reasons
+
+
+def synthetic(rows: list[tuple[float, float, float, float]]) -> pd.DataFrame:
+    ts = 1_620_000_000_000 + 60_000 * pd.RangeIndex(len(rows))
+    o, h, lo, c = zip(*rows, strict=True)
+    return pd.DataFrame(
+        {"timestamp": ts, "open": o, "high": h, "low": lo, "close": c, "volume": 1.0}
+    )
+
+
+def test_both_levels_inside_one_candle_stop_first_like_backtrader():
+    df = synthetic(
+        [(99, 99, 99, 99), (100, 100.5, 99.5, 100), (100, 106, 97, 101), (101, 101, 101, 101)]
+    )
+    sigs = {0: ("BUY", 0.9)}
+    _, ours = run_step(df, sigs, RiskConfig())
+    _, _, theirs = run_backtrader(df, sigs, RiskConfig())
+    assert [(f.side, f.reason, f.price) for f in ours] == [
+        ("BUY", "signal", 100.0),
+        ("SELL", "stop_loss", pytest.approx(98.0)),
+    ]
+    assert [(s, p) for s, p, _, _, _ in theirs] == [("BUY", 100.0), ("SELL", pytest.approx(98.0))]
+
+
+def test_documented_difference_open_over_take_profit_then_below_stop():
+    """Opens above the take profit, then falls through the stop within the candle: the open
+    is the candle's first trade, so step takes the profit there; BackBroker checks the stop
+    order first (submission order) and sells at the stop. See docs/BACKTEST.md."""
+    df = synthetic([(99, 99, 99, 99), (100, 100, 100, 100), (106, 106, 97, 98), (98, 98, 98, 98)])
+    sigs = {0: ("BUY", 0.9)}
+    _, ours = run_step(df, sigs, RiskConfig())
+    _, _, theirs = run_backtrader(df, sigs, RiskConfig())
+    assert (ours[1].reason, ours[1].price) == ("take_profit", 106.0)
+    assert theirs[1][1] == pytest.approx(98.0)
