@@ -362,6 +362,7 @@ def main(argv: list[str] | None = None) -> int:
     except EmbeddedKafkaError as exc:
         print(f"[LOI] {exc}", file=sys.stderr)
         return 2
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     print(f"[KHOI TAO] Apache Kafka {KAFKA_VERSION} on {broker.bootstrap} "
           f"(data in {broker.data_dir}); Ctrl-C stops it", flush=True)
     try:
