@@ -34,8 +34,7 @@ def create_app(settings: Settings) -> faust.App:
         processing_guarantee=settings.processing_guarantee,
         web_bind=settings.web_host,
         web_port=settings.web_port,
-        web_host=settings.web_host,
-        canonical_url=f"http://{settings.web_host}:{settings.web_port}",
+        canonical_url=settings.advertised_url,
         consumer_auto_offset_reset="earliest",
         autodiscover=False,
         # A crashed agent is restarted by its supervisor; bad messages never crash it.
@@ -60,7 +59,11 @@ app = create_app(settings)
 # Registration order: topics and tables first, then agents, views and commands.
 from streams import topics  # noqa: E402,F401
 from tables import windows as _windows_table  # noqa: E402,F401
+from tables import signals as _signals_table  # noqa: E402,F401
+from tables import positions as _positions_table  # noqa: E402,F401
 from agents import windows as _windows_agent  # noqa: E402,F401
+from agents import predict as _predict_agent  # noqa: E402,F401
+from agents import broker as _broker_agent  # noqa: E402,F401
 from agents import ingest as _ingest  # noqa: E402,F401
 from streams import views as _views  # noqa: E402,F401
 from streams import commands as _commands  # noqa: E402,F401

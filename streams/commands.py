@@ -84,3 +84,133 @@ async def replay(
         await producer.stop()
     elapsed = time.monotonic() - began
     print(f"[DU LIEU] replayed {sent} candles of {len(per_symbol)} symbol(s) in {elapsed:.1f} s")
+
+
+def _in_thread(fn, *args, **kwargs):  # type: ignore[no-untyped-def]
+    """Run blocking CLI work (training, backtests) off the command's event loop."""
+    return asyncio.get_running_loop().run_in_executor(None, lambda: fn(*args, **kwargs))
+
+
+@app.command(
+    option("--symbols", default=None, help="Comma-separated; default: all configured."),
+    option("--data-dir", default=None, type=Path,
+           help="History files (BTCUSDT_1m.csv.gz ...); without it, the exchange (online)."),
+    option("--start", default=None, help="UTC date/time or ms."),
+    option("--end", default=None, help="UTC date/time or ms, exclusive."),
+    option("--report", default=None, type=Path, help="Report file (markdown)."),
+    option("--splits", default=5, type=int, show_default=True, help="Walk-forward folds."),
+    option("--no-promote", is_flag=True, default=False, help="Keep production pointers."),
+    option("--max-train-rows", default=None, type=int, help="Cap rows per fold (speed)."),
+)
+async def train(
+    self: object, symbols: str | None, data_dir: Path | None, start: str | None,
+    end: str | None, report: Path | None, splits: int, no_promote: bool,
+    max_train_rows: int | None,
+) -> None:
+    """Walk-forward training of RF + SVM + LR per symbol into the model registry."""
+    from tinhieu.training import run_train_command
+
+    report = report or settings.data_dir / "reports" / "train.md"
+    report.parent.mkdir(parents=True, exist_ok=True)
+    wanted = [s for s in (symbols or "").split(",") if s.strip()]
+    try:
+        await _in_thread(run_train_command, settings, wanted, data_dir, start, end, report,
+                         n_splits=splits, promote=not no_promote,
+                         max_train_rows=max_train_rows)
+    except (DataFileError, UnknownSymbolError, ValueError) as exc:
+        raise SystemExit(f"[LOI] {exc}") from None
+    print(f"[MO HINH] report: {report}")
+
+
+@app.command(
+    argument("action", type=str),
+    argument("args", nargs=-1),
+)
+async def models(self: object, action: str, args: tuple[str, ...]) -> None:
+    """Model registry: models list [SYMBOL] | show SYMBOL ALGO VERSION | promote SYMBOL ALGO VERSION"""
+    from tinhieu.registry import ModelRegistry, ModelRegistryError
+    from tinhieu.symbols import normalize
+
+    registry = ModelRegistry(settings.models_path)
+    try:
+        if action == "list":
+            symbol = normalize(args[0], settings.symbols) if args else None
+            rows = registry.list(symbol)
+            if not rows:
+                print(f"no models in {settings.models_path}")
+            for r in rows:
+                prod = "*" if r.get("production") else " "
+                metrics = r.get("metrics", {}).get("overall", r.get("metrics", {}))
+                bacc = metrics.get("balanced_accuracy") if isinstance(metrics, dict) else None
+                print(f"{prod} {r.get('symbol'):<10} {r.get('algorithm'):<4} {r.get('version')}"
+                      f"  trained {r.get('created_at', '')}"
+                      + (f"  bal.acc {bacc:.3f}" if isinstance(bacc, float) else ""))
+        elif action in ("show", "promote") and len(args) == 3:
+            symbol = normalize(args[0], settings.symbols)
+            if action == "show":
+                print(json.dumps(registry.show(symbol, args[1], args[2]), indent=2,
+                                 default=str))
+            else:
+                registry.promote(symbol, args[1], args[2])
+                print(f"[MO HINH] {symbol} {args[1]} -> production {args[2]}")
+        else:
+            raise SystemExit("usage: models list [SYMBOL] | show SYMBOL ALGO VERSION | "
+                             "promote SYMBOL ALGO VERSION")
+    except (ModelRegistryError, UnknownSymbolError) as exc:
+        raise SystemExit(f"[LOI] {exc}") from None
+
+
+@app.command(
+    option("--symbols", default=None, help="Comma-separated; default: all configured."),
+    option("--data-dir", required=True, type=Path, help="History files folder."),
+    option("--start", default=None, help="UTC date/time or ms."),
+    option("--end", default=None, help="UTC date/time or ms, exclusive."),
+    option("--out", default=None, type=Path, help="Report folder."),
+    option("--allow-overlap", is_flag=True, default=False,
+           help="Allow models trained on data inside the range (biased!)."),
+)
+async def backtest(
+    self: object, symbols: str | None, data_dir: Path, start: str | None, end: str | None,
+    out: Path | None, allow_overlap: bool,
+) -> None:
+    """Offline backtest: the same features, ensemble and risk rules as the live stream."""
+    from tinhieu.backtest import BacktestError, run_backtest_command
+
+    out = out or settings.data_dir / "reports" / "backtest"
+    wanted = [s for s in (symbols or "").split(",") if s.strip()] or None
+    try:
+        result = await _in_thread(run_backtest_command, settings, wanted, data_dir, start, end,
+                                  out, allow_overlap)
+    except (BacktestError, DataFileError, UnknownSymbolError) as exc:
+        raise SystemExit(f"[LOI] {exc}") from None
+    print(f"[DU LIEU] backtest report: {getattr(result, 'report_path', out)}")
+
+
+@app.command(
+    option("--symbol", default=None, help="Only this symbol."),
+    option("--db", default=None, type=Path, help="Trade log; default the worker's."),
+)
+async def trades(self: object, symbol: str | None, db: Path | None) -> None:
+    """Print the SQLite trade log (trades, positions)."""
+    from tinhieu.symbols import normalize
+    from tinhieu.tradelog import TradeLog, format_trades
+
+    path = db or settings.trade_db_path
+    if not path.exists():
+        raise SystemExit(f"[LOI] no trade log at {path} (TINHIEU_TRADE_DB or --db)")
+    log = TradeLog(path)
+    try:
+        sym = normalize(symbol, settings.symbols) if symbol else None
+        print(format_trades(log.trades(sym)))
+        for pos in log.positions():
+            print(pos)
+    finally:
+        log.close()
+
+
+@app.command()
+async def bot(self: object) -> None:
+    """Run the Discord bot (Vietnamese commands) and post every order to the channel."""
+    from tinhieu.bot import serve_bot
+
+    await serve_bot(settings)

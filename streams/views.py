@@ -14,6 +14,8 @@ from faust.exceptions import SameNode
 from faust.web import Request, Response, View
 
 from streams.app import app, settings
+from tables.positions import symbol_to_book
+from tables.signals import symbol_to_signal
 from tables.windows import symbol_to_window
 from tinhieu.candles import window_json
 from tinhieu.symbols import UnknownSymbolError, normalize
@@ -89,3 +91,53 @@ class HealthView(View):
             except Exception as exc:  # a broken section must not hide the others
                 body[name] = {"error": str(exc)}
         return self.json(body)
+
+
+def _from_table(view: View, table: Any, symbol: str, what: str) -> Response:
+    value = table.get(symbol.encode())
+    if not value:
+        return view.json({"error": f"no {what} for {symbol} yet", "symbol": symbol}, status=404)
+    return view.json(value)
+
+
+@app.page("/signals/{symbol}")
+class SignalView(View):
+    async def get(self, request: Request, symbol: str) -> Response:
+        return await routed(self, request, symbol_to_signal.name, symbol,
+                            self._local)
+
+    async def _local(self, symbol: str) -> Response:
+        return _from_table(self, symbol_to_signal, symbol, "signal")
+
+
+@app.page("/positions/{symbol}")
+class PositionView(View):
+    async def get(self, request: Request, symbol: str) -> Response:
+        return await routed(self, request, symbol_to_book.name, symbol, self._local)
+
+    async def _local(self, symbol: str) -> Response:
+        return _from_table(self, symbol_to_book, symbol, "position")
+
+
+@app.page("/positions")
+class PositionsView(View):
+    """Every symbol's book, each asked from the worker that owns it."""
+
+    async def get(self, request: Request) -> Response:
+        books: dict[str, Any] = {}
+        for symbol in settings.symbols:
+            key = symbol.encode()
+            try:
+                owner = str(app.router.key_store(symbol_to_book.name, key)).rstrip("/")
+            except Exception:  # during a rebalance
+                owner = ""
+            if not owner or owner == str(app.conf.canonical_url).rstrip("/"):
+                books[symbol] = symbol_to_book.get(key)
+                continue
+            try:
+                url = f"{owner}/positions/{symbol.replace('/', '-')}"
+                async with app.http_client.get(url, timeout=5) as resp:
+                    books[symbol] = await resp.json() if resp.status == 200 else None
+            except Exception as exc:
+                books[symbol] = {"error": f"worker {owner} did not answer: {exc}"}
+        return self.json({"positions": books})

@@ -224,7 +224,8 @@ def predict_signals(
     X = features.to_numpy(np.float64)
     preds: list[PredictionLike | None] = [None] * len(df)
     usable = np.isfinite(X[:, MODEL_COLUMNS]).all(axis=1)
-    usable[: min(warmup, len(df))] = False
+    # FeatureState.update returns its first row on the WARMUP-th candle (index WARMUP - 1).
+    usable[: min(max(warmup - 1, 0), len(df))] = False
     rows = np.flatnonzero(usable)
     for lo in range(0, len(rows), chunk):
         part = rows[lo : lo + chunk]

@@ -66,6 +66,10 @@ class Settings(BaseSettings):
     data_dir: Path = Field(Path("var"), description="Worker data: RocksDB, SQLite, models.")
     web_host: str = Field("127.0.0.1", description="Address the web views bind to.")
     web_port: int = Field(6066, ge=1, le=65535, description="Port of the web views.")
+    web_advertised_host: str | None = Field(
+        None, description="Host other workers use to reach this one; default web_host, or "
+        "the machine's hostname when web_host is 0.0.0.0.",
+    )
     processing_guarantee: Literal["at_least_once", "exactly_once"] = "at_least_once"
     log_language: Literal["vi", "en"] = Field("vi", description="Language of log messages.")
 
@@ -138,6 +142,15 @@ class Settings(BaseSettings):
     @property
     def timeframe_ms(self) -> int:
         return TIMEFRAME_MS[self.timeframe]
+
+    @property
+    def advertised_url(self) -> str:
+        host = self.web_advertised_host or self.web_host
+        if host in ("0.0.0.0", "::", ""):
+            import socket
+
+            host = socket.gethostname()
+        return f"http://{host}:{self.web_port}"
 
     @property
     def backfill(self) -> int:

@@ -1,0 +1,77 @@
+"""``execute_signals``: the broker agent over ``signals`` (partitioned by symbol).
+
+For each Signal: read the symbol's book, run the risk rules (tinhieu.broker.step, the
+same function the backtest runs), send the resulting orders, then write the book back,
+then record the fills in the SQLite trade log. Orders are sent (and delivered) before
+the book is written: after a crash the signal is re-delivered and, if the book was not
+written, produces the same orders with the same deterministic ids, which consumers and
+the trade log's UNIQUE constraint treat as one order. The reverse order could lose one.
+"""
+
+from __future__ import annotations
+
+from streams.app import app, settings  # first: the app must exist  # isort: skip
+
+import logging
+
+from agents.deadletter import send_dead_letter
+from models.records import Order
+from streams.topics import orders_topic, signals_topic
+from tables.positions import symbol_to_book
+from tinhieu import i18n
+from tinhieu.broker import BrokerError, RiskConfig, new_state, signal_from_record, step
+from tinhieu.tradelog import TradeLog
+
+log = logging.getLogger("tinhieu.broker")
+risk = RiskConfig.from_settings(settings)
+_trade_log: TradeLog | None = None
+
+i18n.register(
+    {
+        "broker.fill": (
+            i18n.TAGS["order"],
+            "{symbol} {side} {amount:.6f} @ {price:.4f} ({reason}, tin cậy {confidence:.0%}) "
+            "id {id}",
+            "{symbol} {side} {amount:.6f} @ {price:.4f} ({reason}, confidence "
+            "{confidence:.0%}) id {id}",
+        ),
+    }
+)
+
+
+def trade_log() -> TradeLog:
+    global _trade_log
+    if _trade_log is None:
+        settings.trade_db_path.parent.mkdir(parents=True, exist_ok=True)
+        _trade_log = TradeLog(settings.trade_db_path)
+    return _trade_log
+
+
+@app.agent(signals_topic, name="execute_signals")
+async def execute_signals(stream):  # type: ignore[no-untyped-def]
+    """Signals -> orders under the risk rules; the book per symbol in ``symbol_to_book``."""
+    async for event in stream.events():
+        signal = event.value
+        try:
+            bar, sig = signal_from_record(signal)
+        except (AttributeError, KeyError, TypeError, ValueError) as exc:
+            await send_dead_letter(event, "invalid_signal", str(exc), agent="execute_signals")
+            continue
+        key = sig.symbol.encode()
+        book = symbol_to_book.get(key) or new_state(sig.symbol, risk)
+        try:
+            new_book, fills = step(book, bar, sig, risk)
+        except BrokerError as exc:
+            await send_dead_letter(event, "broker_error", str(exc), agent="execute_signals")
+            continue
+        for fill in fills:
+            fut = await orders_topic.send(key=sig.symbol, value=Order(**fill.to_dict()))
+            await fut  # delivered before the book moves on
+            i18n.log(log, logging.INFO, "broker.fill", **fill.to_dict())
+        if new_book is not book:
+            symbol_to_book[key] = new_book
+        if fills:
+            db = trade_log()
+            for fill in fills:
+                db.record_fill(fill)
+            db.upsert_position(sig.symbol, new_book)

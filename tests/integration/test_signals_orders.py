@@ -1,0 +1,97 @@
+"""Models trained on real data run in a real worker on the embedded Apache Kafka:
+replay yields one signal per candle once the features are warm, and the orders the broker
+agent places are exactly the orders the offline backtest computes from the same candles
+(same ids, sides, prices, amounts): one code path for features, ensemble and risk rules."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from tests.integration.procs import Worker, app_env, run_command, wait_for
+from tinhieu.backtest import read_orders_jsonl, run_backtest
+from tinhieu.data import load_candles, parse_time
+from tinhieu.features import WARMUP
+from tinhieu.kafka_io import decode_json, read_topic
+from tinhieu.registry import ModelRegistry
+from tinhieu.settings import load_settings
+from tinhieu.training import train_quick
+
+pytestmark = pytest.mark.integration
+TRAIN = ("2021-04-10", "2021-04-17")
+DAY = ("2021-04-21", "2021-04-22")
+SYMBOLS = {"BTC/USDT": "BTCUSDT", "ETH/USDT": "ETHUSDT"}
+# A lower bar than the 60 % default so that a single day of quick models trades at all.
+MIN_CONFIDENCE = 0.45
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory, data_1m) -> Path:
+    root = tmp_path_factory.mktemp("var")
+    settings = load_settings(data_dir=root, min_confidence=MIN_CONFIDENCE)
+    registry = ModelRegistry(settings.models_path)
+    for sym, name in SYMBOLS.items():
+        df = load_candles(data_1m / f"{name}_1m.csv.gz", parse_time(TRAIN[0]), parse_time(TRAIN[1]))
+        train_quick(df, sym, settings, registry)
+    return root
+
+
+def topic_rows(url: str, topic: str) -> list[dict]:
+    return [o for o in (decode_json(v) for _, _, _, v in asyncio.run(read_topic(url, topic))) if o]
+
+
+def test_replay_signals_and_orders_equal_the_backtest(kafka, data_dir, data_1m, tmp_path):
+    env = app_env(kafka.url, data_dir, "it-signals", min_confidence=MIN_CONFIDENCE)
+    frames = {sym: load_candles(data_1m / f"{name}_1m.csv.gz", parse_time(DAY[0]),
+                                parse_time(DAY[1])) for sym, name in SYMBOLS.items()}
+    expected_signals = sum(len(df) - (WARMUP - 1) for df in frames.values())
+
+    # Offline: the backtest over the same candles.
+    settings = load_settings(data_dir=data_dir, min_confidence=MIN_CONFIDENCE)
+    result = run_backtest(frames, settings, ModelRegistry(settings.models_path),
+                          start_ms=parse_time(DAY[0]), end_ms=parse_time(DAY[1]),
+                          out_dir=tmp_path / "bt", progress=False)
+    offline = read_orders_jsonl(tmp_path / "bt" / "orders.jsonl")
+    assert len(offline) >= 2, "the day must trade for the comparison to mean anything"
+    del result
+
+    worker = Worker(env, tmp_path / "worker.log").start()
+    try:
+        worker.wait_ready()
+        files = [str(data_1m / f"{name}_1m.csv.gz") for name in SYMBOLS.values()]
+        run_command(env, "replay", *files, "--max", "--start", DAY[0], "--end", DAY[1])
+        signals = wait_for(lambda: topic_rows(kafka.url, "signals"), 180, "all signals",
+                           interval=2, ready=lambda r: len(r) >= expected_signals)
+        # One signal per candle once the features are warm, never two.
+        per_candle = Counter((s["symbol"], s["candle_time"]) for s in signals)
+        assert len(signals) == expected_signals and max(per_candle.values()) == 1
+        for sym, df in frames.items():
+            times = sorted(t for s, t in per_candle if s == sym)
+            assert times == df["timestamp"].iloc[WARMUP - 1:].tolist()
+        assert all(len(s["votes"]) == 3 and 0 <= s["confidence"] <= 1 for s in signals)
+        assert {v["model"] for v in signals[-1]["votes"]} == {"rf", "svm", "lr"}
+
+        live = wait_for(lambda: topic_rows(kafka.url, "orders"), 60, "orders", interval=1,
+                        ready=lambda r: len(r) >= len(offline))
+        key = lambda o: (o["id"], o["side"], o["price"], o["amount"], o["reason"])  # noqa: E731
+        assert sorted(map(key, live)) == sorted(map(key, offline))
+
+        status, latest = worker.get("/signals/BTC-USDT")
+        assert status == 200 and latest["candle_time"] == int(frames["BTC/USDT"]["timestamp"].iloc[-1])
+        status, book = worker.get("/positions/ETH-USDT")
+        assert status == 200 and book["last_candle_time"] == int(frames["ETH/USDT"]["timestamp"].iloc[-1])
+        status, allbooks = worker.get("/positions")
+        assert status == 200 and set(allbooks["positions"]) >= set(SYMBOLS)
+        status, health = worker.get("/health")
+        assert set(health["models"]["loaded"]) == set(SYMBOLS)
+    finally:
+        worker.stop()
+    # The SQLite trade log holds each order exactly once.
+    db = sqlite3.connect(data_dir / "trades.db")
+    ids = [r[0] for r in db.execute("SELECT id FROM trades")]
+    db.close()
+    assert sorted(ids) == sorted(o["id"] for o in offline)
