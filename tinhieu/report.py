@@ -62,15 +62,16 @@ def summary_table(results: Mapping[str, TrainResult]) -> list[str]:
 
 def signals_table(results: Mapping[str, TrainResult]) -> list[str]:
     lines = [
-        "| symbol | test rows | BUY signals | BUY hit rate | UP base rate | SELL signals |"
-        " SELL hit rate | DOWN base rate |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| symbol | test rows | BUY signals | BUY hit rate | BUY then DOWN | UP base rate |"
+        " SELL signals | SELL hit rate | SELL then UP | DOWN base rate |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for sym, res in results.items():
         s = res.signals
         lines.append(
             f"| {sym} | {s['n']} | {s['BUY_signals']} | {_f(s['BUY_hit_rate'])} | "
-            f"{_f(s['BUY_base_rate'])} | {s['SELL_signals']} | {_f(s['SELL_hit_rate'])} | "
+            f"{_f(s.get('BUY_wrong_rate'))} | {_f(s['BUY_base_rate'])} | {s['SELL_signals']} | "
+            f"{_f(s['SELL_hit_rate'])} | {_f(s.get('SELL_wrong_rate'))} | "
             f"{_f(s['SELL_base_rate'])} |"
         )
     return lines
@@ -134,8 +135,9 @@ def write_report(results: Mapping[str, TrainResult], path: Path) -> Path:
     lines += [
         "## Thresholded ensemble signals (pooled test folds)",
         "",
-        "Hit rate: share of BUY (SELL) signals followed by an UP (DOWN) label; base rate: "
-        "share of UP (DOWN) labels among all test rows (what a random signal would hit).",
+        "Hit rate: share of BUY (SELL) signals followed by an UP (DOWN) label; 'then DOWN/UP': "
+        "share followed by the opposite move; base rate: share of UP (DOWN) labels among all "
+        "test rows (what a random signal would hit).",
         "",
         *signals_table(results),
         "",

@@ -95,12 +95,12 @@ class ModelConfig:
     svm_max_rows: int = 20_000
     calibration_folds: int = 3
     lr_c: float = 0.1
-    lr_max_iter: int = 500
+    lr_max_iter: int = 100  # newton-cholesky converges in ~5 iterations (lbfgs: 135, 20x slower)
     seed: int = 7
 
 
 QUICK = ModelConfig(rf_trees=15, rf_max_depth=6, rf_min_samples_leaf=30, rf_max_samples=0.5,
-                    svm_max_rows=2_000, lr_max_iter=300)
+                    svm_max_rows=2_000)
 """Tiny models for tests and demos (a few seconds on ~5k candles)."""
 
 
@@ -157,7 +157,8 @@ def build_models(config: ModelConfig) -> dict[str, Any]:
         ]),
         "lr": Pipeline([
             ("scale", StandardScaler()),
-            ("clf", LogisticRegression(C=config.lr_c, max_iter=config.lr_max_iter)),
+            ("clf", LogisticRegression(C=config.lr_c, solver="newton-cholesky",
+                                       max_iter=config.lr_max_iter)),
         ]),
     }
 
@@ -254,6 +255,8 @@ def _signal_stats(y: np.ndarray, cols: np.ndarray) -> dict[str, Any]:
         hit = actions == cls
         out[f"{name}_signals"] = int(hit.sum())
         out[f"{name}_hit_rate"] = float((y[hit] == cls).mean()) if hit.any() else None
+        # a big move the other way: volatility forecasts without direction show up here
+        out[f"{name}_wrong_rate"] = float((y[hit] == -cls).mean()) if hit.any() else None
         out[f"{name}_base_rate"] = float((y == cls).mean()) if y.size else None
     return out
 
