@@ -13,7 +13,7 @@ import logging
 import time
 from typing import Any
 
-from agents.windows import on_new_candle
+from agents.hooks import on_new_candle
 from models.records import ModelVote, Signal
 from streams.topics import signals_topic
 from streams.views import health_sections

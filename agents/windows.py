@@ -7,6 +7,7 @@ from streams.app import app, settings  # first: the app must exist before topics
 import logging
 
 from agents.deadletter import send_dead_letter
+from agents.hooks import on_new_candle
 from streams.topics import market_data_raw_topic
 from tables.windows import symbol_to_window
 from tinhieu import i18n
@@ -29,9 +30,6 @@ i18n.register(
     }
 )
 
-# Hooks called with (symbol, bar, window) after a new candle entered a window (the predict
-# step registers itself here, so that it runs in the same partition-ordered stream).
-on_new_candle: list = []
 
 
 @app.agent(market_data_raw_topic, name="update_windows")
