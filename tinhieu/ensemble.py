@@ -422,7 +422,13 @@ class Ensemble:
             else:
                 w = float(lm.metadata.get("ensemble_weight", 1.0))
             members.append(Member(lm.algorithm, lm.version, w, compile_model(lm.model), lm.model))
-        if not any(m.weight > 0 for m in members):  # e.g. every model no better than chance
+        if not any(m.weight > 0 for m in members):
+            if weights is not None:
+                raise ValueError(
+                    f"ensemble_weights {dict(weights)} give weight 0 to every production model "
+                    f"of {symbol} ({', '.join(m.algorithm for m in members)}); name at least one"
+                )
+            # every model scored no better than the majority baseline: fall back to equal weights
             members = [Member(m.algorithm, m.version, 1.0, m.fast, m.model) for m in members]
         ens = cls(symbol, members, min_confidence=min_confidence)
         i18n.log(logger, logging.INFO, "ensemble.loaded", symbol=symbol,

@@ -356,9 +356,15 @@ def train_symbol(
     horizon = settings.label_horizon
     min_rows = (n_splits + 1) * max(50, horizon * 2)
     if n < min_rows:
+        hint = (
+            f"; {data.dropped_gap_rows} rows sit next to gaps: does the timeframe setting "
+            f"({settings.timeframe}) match the data?"
+            if data.dropped_gap_rows > n else ""
+        )
         raise TrainingError(
             f"{symbol}: only {n} usable rows after warm-up, labels and gaps (of {len(df)} "
             f"candles); need at least {min_rows} for {n_splits} folds: give a longer history"
+            + hint
         )
     if np.unique(data.y).shape[0] < 2:
         raise TrainingError(

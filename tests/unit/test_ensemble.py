@@ -156,6 +156,8 @@ def test_weights_override_and_metadata_defaults(trained: ModelRegistry,
     lr = next(m for m in only_lr.members if m.algorithm == "lr")
     p = only_lr.predict_proba(unseen[:20])
     np.testing.assert_allclose(p, lr.fast.predict_proba(unseen[:20, MODEL_COLUMNS]))
+    with pytest.raises(ValueError, match="weight 0 to every production model"):
+        Ensemble.from_registry(trained, "SOL/USDT", weights={"rf": 0.0})
 
 
 def test_fast_path_two_class_models(candles: pd.DataFrame) -> None:

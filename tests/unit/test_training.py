@@ -139,3 +139,10 @@ def test_run_train_command_from_csv(tmp_path: Path) -> None:
     assert list(results) == ["ETH/USDT"]
     assert (tmp_path / "r.md").exists()
     assert ModelRegistry(settings.models_path).production("ETH/USDT", "rf") is not None
+
+
+def test_wrong_timeframe_is_named(tmp_path: Path) -> None:
+    df = load_candles(DATA.parent / "binance-spot-5m-2021" / "BTCUSDT_5m.csv.gz").iloc[:1500]
+    with pytest.raises(TrainingError, match=r"timeframe setting \(1m\) match the data"):
+        train_symbol(df, "BTC/USDT", load_settings(timeframe="1m"), ModelRegistry(tmp_path),
+                     progress=False, config=QUICK)
