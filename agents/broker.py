@@ -1,11 +1,11 @@
 """``execute_signals``: the broker agent over ``signals`` (partitioned by symbol).
 
 For each Signal: read the symbol's book, run the risk rules (tinhieu.broker.step, the
-same function the backtest runs), send the resulting orders, then write the book back,
-then record the fills in the SQLite trade log. Orders are sent (and delivered) before
-the book is written: after a crash the signal is re-delivered and, if the book was not
-written, produces the same orders with the same deterministic ids, which consumers and
-the trade log's UNIQUE constraint treat as one order. The reverse order could lose one.
+same function the backtest runs), send the resulting orders and wait for their delivery,
+record the fills in the SQLite trade log, then write the book back. After a crash the
+signal is re-delivered and, if the book was not written, produces the same orders with
+the same deterministic ids, which consumers and the trade log's UNIQUE constraint treat
+as one order. Any other order of these effects could lose an order or a trade-log row.
 """
 
 from __future__ import annotations
@@ -68,10 +68,10 @@ async def execute_signals(stream):  # type: ignore[no-untyped-def]
             fut = await orders_topic.send(key=sig.symbol, value=Order(**fill.to_dict()))
             await fut  # delivered before the book moves on
             i18n.log(log, logging.INFO, "broker.fill", **fill.to_dict())
-        if new_book is not book:
-            symbol_to_book[key] = new_book
-        if fills:
+        if fills:  # the trade log before the book: a crash in between repeats, never loses
             db = trade_log()
             for fill in fills:
                 db.record_fill(fill)
             db.upsert_position(sig.symbol, new_book)
+        # Written back even when unchanged: re-logs a book the changelog may not have yet.
+        symbol_to_book[key] = new_book

@@ -24,23 +24,23 @@ i18n.register(
     {
         "ingest_start": (
             i18n.TAGS["init"],
-            "worker nay la leader: lay nen tu san {exchange} cho {symbols} (moi {interval} s)",
+            "worker này là leader: lấy nến từ sàn {exchange} cho {symbols} (mỗi {interval} s)",
             "this worker is the leader: fetching candles from {exchange} for {symbols} "
             "(every {interval} s)",
         ),
         "ingest_published": (
             i18n.TAGS["data"],
-            "da gui {count} nen dong moi ({detail})",
+            "đã gửi {count} nến đã đóng mới ({detail})",
             "published {count} new closed candles ({detail})",
         ),
         "ingest_resume": (
             i18n.TAGS["init"],
-            "tiep tuc tu nen da co trong Kafka: {cursor}",
+            "tiếp tục sau các nến Kafka đã có: {cursor}",
             "resuming after the candles Kafka already holds: {cursor}",
         ),
         "ingest_failed": (
             i18n.TAGS["error"],
-            "lan lay du lieu that bai: {error}; se thu lai o lan sau",
+            "lần lấy dữ liệu thất bại: {error}; sẽ thử lại ở lần sau",
             "poll failed: {error}; retrying at the next poll",
         ),
     }

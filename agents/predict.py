@@ -17,7 +17,13 @@ from agents.hooks import on_new_candle
 from models.records import ModelVote, Signal
 from streams.topics import signals_topic
 from streams.views import health_sections
-from tables.signals import symbol_to_features, symbol_to_signal
+from tables.signals import (
+    SIGNAL_MEMORY,
+    candle_key,
+    candle_to_signal,
+    symbol_to_features,
+    symbol_to_signal,
+)
 from tinhieu.candles import Bar
 from tinhieu.ensemble import parse_weights
 from tinhieu.features import FEATURE_SCHEMA_VERSION
@@ -52,18 +58,40 @@ def make_signal(symbol: str, bar: Bar, verdict: Any, model_version: str) -> Sign
     )
 
 
-async def predict_signal(symbol: str, bar: Bar, window: dict[str, Any]) -> None:
-    """Features then ensemble for one new candle; a Signal once features are warm."""
+async def predict_signal(
+    symbol: str, bar: Bar, window: dict[str, Any], redelivered: bool = False
+) -> None:
+    """Features then ensemble for one new candle; a Signal once features are warm.
+
+    A re-delivered candle (after a crash) is not predicted again (the feature state is
+    already past it): its stored signal, if any, is sent again. The broker is idempotent
+    per candle, so a signal that did reach Kafka the first time does no harm.
+    """
     key = symbol.encode()
+    features = symbol_to_features.get(key)
+    if features and (features.get("last_ts") or 0) >= bar.ts:
+        redelivered = True  # the feature state is already past this candle (crash recovery)
+    if redelivered:
+        symbol_to_features[key] = features  # re-log the current state
+        again = candle_to_signal.get(candle_key(symbol, bar.ts))
+        if again is not None:
+            await signals_topic.send(key=symbol, value=Signal.from_data(again))
+        return
     ensemble = models.get(symbol)
-    state, verdict = predict_candle(symbol_to_features.get(key), bar, ensemble)
+    state, verdict = predict_candle(features, bar, ensemble)
     symbol_to_features[key] = state
     if ensemble is None or not verdict.features_ready:
         return
     signal = make_signal(symbol, bar, verdict, ensemble.model_version)
     latency_ms.append(verdict.latency_ms)
     del latency_ms[:-1000]
-    symbol_to_signal[key] = signal.asdict()
+    data = signal.asdict()
+    data["votes"] = [v.asdict() for v in signal.votes]
+    symbol_to_signal[key] = data
+    candle_to_signal[candle_key(symbol, bar.ts)] = data
+    expired = candle_key(symbol, bar.ts - SIGNAL_MEMORY * settings.timeframe_ms)
+    if candle_to_signal.get(expired) is not None:
+        del candle_to_signal[expired]
     await signals_topic.send(key=symbol, value=signal)
 
 

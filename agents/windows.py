@@ -19,12 +19,12 @@ i18n.register(
     {
         "window_gap": (
             i18n.TAGS["warn"],
-            "{symbol}: thieu {missing} nen giua {after} va {before} (ghi nhan, khong tu dien)",
+            "{symbol}: thiếu {missing} nến giữa {after} và {before} (đã ghi nhận, không tự điền)",
             "{symbol}: {missing} candles missing between {after} and {before} (recorded, not filled)",
         ),
         "window_duplicate": (
             i18n.TAGS["skip"],
-            "{symbol}: nen {ts} da co, bo qua (idempotent)",
+            "{symbol}: nến {ts} đã có, bỏ qua (idempotent)",
             "{symbol}: candle {ts} already held, skipped (idempotent)",
         ),
     }
@@ -42,18 +42,20 @@ async def update_windows(stream):  # type: ignore[no-untyped-def]
             )
             window, outcome = apply_candle(
                 symbol_to_window.get(candle.symbol.encode()), candle, settings.window_size,
-                settings.timeframe_ms,
+                settings.timeframe_ms, offset=event.message.offset,
             )
         except CandleError as err:
             await send_dead_letter(event, err.code, err.reason, agent="update_windows")
             continue
-        if outcome is Outcome.DUPLICATE:
+        redelivered = outcome in (Outcome.DUPLICATE, Outcome.REDELIVERED)
+        if redelivered:
             i18n.log(log, logging.DEBUG, "window_duplicate", symbol=candle.symbol,
                      ts=candle.bar.ts)
-            continue
-        symbol_to_window[candle.symbol.encode()] = window  # written back: reaches the changelog
+        # Written back every time, also for a re-delivered candle: the local store may be
+        # ahead of the changelog after a crash, and the changelog is what recovery reads.
+        symbol_to_window[candle.symbol.encode()] = window
         if outcome is Outcome.GAP:
             gap = window["gaps"][-1]
             i18n.log(log, logging.WARNING, "window_gap", symbol=candle.symbol, **gap)
         for hook in on_new_candle:
-            await hook(candle.symbol, candle.bar, window)
+            await hook(candle.symbol, candle.bar, window, redelivered)

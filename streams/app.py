@@ -32,6 +32,9 @@ def create_app(settings: Settings) -> faust.App:
         topic_replication_factor=settings.replicas,
         table_standby_replicas=settings.standby_replicas,
         processing_guarantee=settings.processing_guarantee,
+        broker_session_timeout=settings.session_timeout_s,
+        broker_heartbeat_interval=max(1.0, settings.session_timeout_s / 10),
+        broker_rebalance_timeout=max(30.0, settings.session_timeout_s * 3),
         web_bind=settings.web_host,
         web_port=settings.web_port,
         canonical_url=settings.advertised_url,
@@ -39,7 +42,7 @@ def create_app(settings: Settings) -> faust.App:
         autodiscover=False,
         # A crashed agent is restarted by its supervisor; bad messages never crash it.
         stream_wait_empty=False,
-        broker_commit_every=500,
+        broker_commit_every=100,
         broker_commit_interval=2.0,
         producer_linger=0.005,
     )

@@ -72,6 +72,59 @@ class WindowSlashView(WindowView):
         return await super().get(request, f"{base}/{quote}")
 
 
+STALL_AFTER_S = 30.0
+_progress: dict[str, tuple[int, float]] = {}  # "topic[p]" -> (read offset, when it moved)
+
+
+async def broker_reachable() -> dict[str, Any]:
+    """Can this worker open a TCP connection to a bootstrap server right now?"""
+    import asyncio
+
+    from tinhieu.kafka_io import bootstrap_servers
+
+    for server in bootstrap_servers(settings.broker_url):
+        host, _, port = server.rpartition(":")
+        try:
+            _reader, writer = await asyncio.wait_for(
+                asyncio.open_connection(host, int(port)), timeout=1.0
+            )
+            writer.close()
+            return {"url": settings.broker_url, "reachable": True}
+        except (OSError, ValueError, TimeoutError):
+            continue
+    return {"url": settings.broker_url, "reachable": False}
+
+
+def partition_lag() -> dict[str, Any]:
+    """Per assigned input partition: end offset, last read offset, lag, stalled."""
+    monitor = app.monitor
+    now = time.monotonic()
+    out: dict[str, Any] = {}
+    for tp, end in list(monitor.tp_end_offsets.items()):
+        if tp.topic.endswith("-changelog") or "__assignor" in tp.topic:
+            continue
+        name = f"{tp.topic}[{tp.partition}]"
+        read = monitor.tp_read_offsets.get(tp, -1)
+        lag = max(0, int(end) - int(read) - 1)
+        last = _progress.get(name)
+        if last is None or last[0] != read:
+            _progress[name] = (read, now)
+            last = _progress[name]
+        out[name] = {"end": int(end), "read": int(read), "lag": lag,
+                     "stalled": lag > 0 and now - last[1] > STALL_AFTER_S}
+    return out
+
+
+def last_candles() -> dict[str, Any]:
+    """Newest candle time per symbol held by this worker's windows."""
+    out: dict[str, Any] = {}
+    for symbol in settings.symbols:
+        window = symbol_to_window.get(symbol.encode())
+        if window and window.get("candles"):
+            out[symbol] = int(window["candles"][-1][0])
+    return out
+
+
 @app.page("/health")
 class HealthView(View):
     async def get(self, request: Request) -> Response:
@@ -84,7 +137,14 @@ class HealthView(View):
             "symbols": list(settings.symbols),
             "assigned": sorted(f"{tp.topic}[{tp.partition}]" for tp in assignment),
             "rebalancing": bool(app.rebalancing),
+            "broker": await broker_reachable(),
+            "lag": partition_lag(),
+            "last_candle": last_candles(),
         }
+        if any(p["stalled"] for p in body["lag"].values()):
+            body["status"] = "stalled"
+        if not body["broker"]["reachable"]:
+            body["status"] = "broker_unreachable"
         for name, section in health_sections.items():
             try:
                 body[name] = section()

@@ -22,3 +22,19 @@ symbol_to_signal = app.Table(
     key_type=bytes,
     help="The latest Signal per symbol.",
 )
+
+# Recent signals by candle (key b"BTC/USDT|<candle open ms>"), kept for SIGNAL_MEMORY
+# candles, so that candles re-delivered after a crash can send their signals again.
+# Written in the symbol's event partition like every table here; never routed by key.
+SIGNAL_MEMORY = 1000
+candle_to_signal = app.Table(
+    "candle_to_signal",
+    default=None,
+    partitions=settings.partitions,
+    key_type=bytes,
+    help="Recent signals per (symbol, candle time), for re-sending after a crash.",
+)
+
+
+def candle_key(symbol: str, ts: int) -> bytes:
+    return f"{symbol}|{ts}".encode()

@@ -116,7 +116,8 @@ def validate_candle(
 class Outcome(str, Enum):
     APPENDED = "appended"
     GAP = "appended_after_gap"
-    DUPLICATE = "duplicate"
+    DUPLICATE = "duplicate"  # a new message with a candle already held, same values
+    REDELIVERED = "redelivered"  # a message at or before the last applied source offset
 
 
 def empty_window(symbol: str, timeframe_ms: int) -> dict[str, Any]:
@@ -124,10 +125,17 @@ def empty_window(symbol: str, timeframe_ms: int) -> dict[str, Any]:
 
 
 def apply_candle(
-    window: Mapping[str, Any] | None, candle: ValidCandle, size: int, timeframe_ms: int
+    window: Mapping[str, Any] | None,
+    candle: ValidCandle,
+    size: int,
+    timeframe_ms: int,
+    offset: int | None = None,
 ) -> tuple[dict[str, Any], Outcome]:
     """Return the window with ``candle`` applied, and what happened.
 
+    * ``offset`` (the message's offset in its partition; one symbol always lives in one
+      partition) at or before the last applied one: ``REDELIVERED``, the stream is
+      replaying what was not committed before a crash (no-op, never a dead letter);
     * same open time as one already held, same values: ``DUPLICATE`` (idempotent no-op);
     * same open time, other values: ``CandleError('conflicting_duplicate')``;
     * older than the newest held: ``CandleError('out_of_order')``;
@@ -135,6 +143,9 @@ def apply_candle(
     The input window is never modified.
     """
     win = dict(window) if window else empty_window(candle.symbol, timeframe_ms)
+    last_offset = win.get("offset")
+    if offset is not None and last_offset is not None and offset <= int(last_offset):
+        return win, Outcome.REDELIVERED
     candles: list[list[float]] = list(win.get("candles", []))
     bar = candle.bar
     row = [bar.ts, bar.open, bar.high, bar.low, bar.close, bar.volume]
@@ -164,6 +175,8 @@ def apply_candle(
             outcome = Outcome.GAP
     candles.append(row)
     win["candles"] = candles[-size:]
+    if offset is not None:
+        win["offset"] = offset
     return win, outcome
 
 

@@ -71,6 +71,10 @@ class Settings(BaseSettings):
         "the machine's hostname when web_host is 0.0.0.0.",
     )
     processing_guarantee: Literal["at_least_once", "exactly_once"] = "at_least_once"
+    session_timeout_s: float = Field(
+        10.0, ge=3, le=300,
+        description="A worker silent this long is presumed dead and its partitions move.",
+    )
     log_language: Literal["vi", "en"] = Field("vi", description="Language of log messages.")
 
     # --- exchange ingest ------------------------------------------------------------
@@ -83,7 +87,11 @@ class Settings(BaseSettings):
     exchange_api_key: SecretStr | None = None
     exchange_secret: SecretStr | None = None
     poll_interval_s: float = Field(10.0, ge=0.5, le=3600, description="Seconds between polls.")
-    backfill_candles: int = Field(0, ge=0, le=5000, description="0 means window_size.")
+    backfill_candles: int = Field(
+        300, ge=0, le=5000,
+        description="Closed candles fetched per symbol at start; 0 means window_size. RSI "
+        "and MACD need a few hundred candles to settle to the values training saw.",
+    )
     retry_max_delay_s: float = Field(60.0, gt=0, le=3600)
 
     # --- ML signals -----------------------------------------------------------------

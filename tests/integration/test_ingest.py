@@ -35,7 +35,8 @@ def env(kafka, fake, tmp_path_factory):
     return app_env(
         kafka.url, tmp_path_factory.mktemp("worker"), "it-ingest",
         ingest_enabled="true", exchange_base_url=fake.base_url, poll_interval_s=1,
-        symbols="BTC/USDT,ETH/USDT", window_size=WINDOW, retry_max_delay_s=1,
+        symbols="BTC/USDT,ETH/USDT", window_size=WINDOW, backfill_candles=WINDOW,
+        retry_max_delay_s=1,
     )
 
 

@@ -120,3 +120,16 @@ def test_gap_is_recorded_never_filled() -> None:
     assert outcome is Outcome.GAP
     assert [c[0] for c in window["candles"]] == [T0, T0 + 151 * TF]
     assert window["gaps"] == [{"after": T0, "before": T0 + 151 * TF, "missing": 150}]
+
+
+def test_redelivered_offsets_are_recognised_even_beyond_the_window() -> None:
+    window = None
+    for i in range(100):
+        window, _ = apply_candle(window, vc(i, 100 + i), 60, TF, offset=1000 + i)
+    # After a crash the stream re-delivers offsets already applied, older than the window.
+    again, outcome = apply_candle(window, vc(5, 105), 60, TF, offset=1005)
+    assert outcome is Outcome.REDELIVERED and again == window
+    # A new message with an old candle is a real out-of-order candle.
+    with pytest.raises(CandleError) as err:
+        apply_candle(window, vc(5, 105), 60, TF, offset=2000)
+    assert err.value.code == "out_of_order"
