@@ -75,6 +75,7 @@ async def read_topic(
         bootstrap_servers=bootstrap_servers(broker_url),
         enable_auto_commit=False,
         auto_offset_reset="earliest",
+        isolation_level="read_committed",  # only what committed transactions wrote
     )
     await consumer.start()
     out: list[tuple[int, int, bytes | None, bytes | None]] = []

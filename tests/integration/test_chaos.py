@@ -14,7 +14,6 @@ import os
 import random
 import sqlite3
 import subprocess
-import threading
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -23,7 +22,6 @@ import pytest
 
 from tests.integration.procs import FAUST, ROOT, Worker, app_env, run_command, wait_for
 from tinhieu.data import load_candles, parse_time
-from tinhieu.features import WARMUP
 from tinhieu.kafka_embedded import EmbeddedKafka
 from tinhieu.kafka_io import decode_json, make_producer, read_topic
 from tinhieu.registry import ModelRegistry
@@ -37,7 +35,7 @@ NAMES = ["BTCUSDT", "ETHUSDT", "XRPUSDT", "SOLUSDT", "BNBUSDT"]
 TRAIN = ("2021-04-10", "2021-04-17")
 RANGE = ("2021-05-01", "2021-05-05") if LONG else ("2021-04-21", "2021-04-22")
 MIN_KILLS = 50 if LONG else 4
-REPLAY_SECONDS = 420 if LONG else 50  # wall time the replay is spread over, per half
+REPLAY_SECONDS = 420 if LONG else 30  # wall time the replay is spread over, per half
 MIN_CONFIDENCE = 0.45
 FIELDS = ("id", "symbol", "side", "price", "amount", "fee", "reason", "candle_time",
           "fill_time", "stop_loss", "take_profit")
@@ -135,15 +133,12 @@ def settle(worker: Worker, url: str, lasts: dict, n_orders: int | None, timeout:
     wait_for(done, timeout, "windows and orders to settle", interval=3)
 
 
-def test_killed_workers_and_a_broker_restart_lose_and_duplicate_nothing(
-    kafka, models_dir, data_1m, tmp_path
-) -> None:
-    start, end = parse_time(RANGE[0]), parse_time(RANGE[1])
-    middle = start + (end - start) // 2
+@pytest.fixture(scope="module")
+def reference(kafka, models_dir, data_1m, tmp_path_factory):
+    """A clean single-worker run over the candles: its orders, trade log and windows."""
+    tmp_path = tmp_path_factory.mktemp("reference")
     files = [str(data_1m / f"{n}_1m.csv.gz") for n in NAMES]
-    lasts = expected_lasts(data_1m, start, end)
-
-    # --- clean single-worker run (reference) ------------------------------------------
+    lasts = expected_lasts(data_1m, parse_time(RANGE[0]), parse_time(RANGE[1]))
     ref_db = tmp_path / "ref-trades.db"
     env = app_env(kafka.url, tmp_path / "ref", "chaos-ref", model_dir=models_dir,
                   trade_db=ref_db, min_confidence=MIN_CONFIDENCE)
@@ -159,6 +154,18 @@ def test_killed_workers_and_a_broker_restart_lose_and_duplicate_nothing(
         ref.stop()
     assert len(ref_orders) >= 2, "the reference must trade for the comparison to mean anything"
     assert trade_log_ids(ref_db) == sorted(ref_orders)
+    return ref_orders, ref_windows
+
+
+@pytest.mark.parametrize("guarantee", ["at_least_once", "exactly_once"])
+def test_killed_workers_and_a_broker_restart_lose_and_duplicate_nothing(
+    reference, models_dir, data_1m, tmp_path, guarantee
+) -> None:
+    ref_orders, ref_windows = reference
+    start, end = parse_time(RANGE[0]), parse_time(RANGE[1])
+    middle = start + (end - start) // 2
+    files = [str(data_1m / f"{n}_1m.csv.gz") for n in NAMES]
+    lasts = expected_lasts(data_1m, start, end)
 
     # --- two workers, SIGKILLs, a broker restart, malformed messages ------------------
     broker = EmbeddedKafka(tmp_path / "kafka-chaos")
@@ -168,7 +175,8 @@ def test_killed_workers_and_a_broker_restart_lose_and_duplicate_nothing(
     kills = 0
     try:
         envs = [app_env(broker.url, tmp_path / f"w{i}", "chaos", model_dir=models_dir,
-                        trade_db=db, min_confidence=MIN_CONFIDENCE) for i in range(2)]
+                        trade_db=db, min_confidence=MIN_CONFIDENCE,
+                        processing_guarantee=guarantee) for i in range(2)]
         workers = [Worker(e, tmp_path / f"w{i}.log").start() for i, e in enumerate(envs)]
         for w in workers:
             w.wait_ready(timeout=120)
@@ -223,7 +231,7 @@ def test_killed_workers_and_a_broker_restart_lose_and_duplicate_nothing(
         broker.stop()
 
     resent = len(chaos_orders_raw) - len(chaos_orders)
-    print(f"\nchaos: {kills} SIGKILLs, 1 broker restart, {len(ref_orders)} orders, "
+    print(f"\nchaos ({guarantee}): {kills} SIGKILLs, 1 broker restart, {len(ref_orders)} orders, "
           f"{resent} re-sent order messages (same id), {len(letters)} dead letters")
     assert kills >= MIN_KILLS
     assert chaos_orders == ref_orders  # zero lost, zero different

@@ -16,6 +16,7 @@ from tests.integration.procs import Worker, app_env, run_command, wait_for
 from tinhieu.backtest import read_orders_jsonl, run_backtest
 from tinhieu.data import load_candles, parse_time
 from tinhieu.features import WARMUP
+from tinhieu.kafka_embedded import EmbeddedKafka
 from tinhieu.kafka_io import decode_json, read_topic
 from tinhieu.registry import ModelRegistry
 from tinhieu.settings import load_settings
@@ -44,8 +45,18 @@ def topic_rows(url: str, topic: str) -> list[dict]:
     return [o for o in (decode_json(v) for _, _, _, v in asyncio.run(read_topic(url, topic))) if o]
 
 
-def test_replay_signals_and_orders_equal_the_backtest(kafka, data_dir, data_1m, tmp_path):
-    env = app_env(kafka.url, data_dir, "it-signals", min_confidence=MIN_CONFIDENCE)
+@pytest.mark.parametrize("guarantee", ["at_least_once", "exactly_once"])
+def test_replay_signals_and_orders_equal_the_backtest(
+    data_dir, data_1m, tmp_path, guarantee
+):
+    with EmbeddedKafka(tmp_path / "kafka") as kafka:  # each guarantee on its own broker
+        _run(kafka, data_dir, data_1m, tmp_path, guarantee)
+
+
+def _run(kafka, data_dir, data_1m, tmp_path, guarantee):
+    env = app_env(kafka.url, tmp_path / "var", f"it-signals-{guarantee}",
+                  min_confidence=MIN_CONFIDENCE, processing_guarantee=guarantee,
+                  model_dir=data_dir / "models", trade_db=tmp_path / "trades.db")
     frames = {sym: load_candles(data_1m / f"{name}_1m.csv.gz", parse_time(DAY[0]),
                                 parse_time(DAY[1])) for sym, name in SYMBOLS.items()}
     expected_signals = sum(len(df) - (WARMUP - 1) for df in frames.values())
@@ -91,7 +102,7 @@ def test_replay_signals_and_orders_equal_the_backtest(kafka, data_dir, data_1m, 
     finally:
         worker.stop()
     # The SQLite trade log holds each order exactly once.
-    db = sqlite3.connect(data_dir / "trades.db")
+    db = sqlite3.connect(tmp_path / "trades.db")
     ids = [r[0] for r in db.execute("SELECT id FROM trades")]
     db.close()
     assert sorted(ids) == sorted(o["id"] for o in offline)
