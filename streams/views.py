@@ -136,6 +136,10 @@ class HealthView(View):
             "uptime_s": round(time.time() - STARTED_AT, 1),
             "symbols": list(settings.symbols),
             "assigned": sorted(f"{tp.topic}[{tp.partition}]" for tp in assignment),
+            "standbys": sorted(
+                f"{tp.topic}[{tp.partition}]"
+                for tp in (app.assignor.assigned_standbys() if app.assignor else set())
+            ),
             "rebalancing": bool(app.rebalancing),
             "broker": await broker_reachable(),
             "lag": partition_lag(),
