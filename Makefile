@@ -30,6 +30,7 @@ run: $(STAMP)
 	$(BIN)/python -m tinhieu.run
 
 test: $(STAMP)
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q -ra
 
 test-fast: $(STAMP)

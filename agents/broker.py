@@ -19,7 +19,14 @@ from models.records import Order
 from streams.topics import orders_topic, signals_topic
 from tables.positions import symbol_to_book
 from tinhieu import i18n
-from tinhieu.broker import BrokerError, RiskConfig, new_state, signal_from_record, step
+from tinhieu.broker import (
+    BrokerError,
+    RiskConfig,
+    new_state,
+    position_value,
+    signal_from_record,
+    step,
+)
 from tinhieu.tradelog import TradeLog
 
 log = logging.getLogger("tinhieu.broker")
@@ -68,10 +75,16 @@ async def execute_signals(stream):  # type: ignore[no-untyped-def]
             fut = await orders_topic.send(key=sig.symbol, value=Order(**fill.to_dict()))
             await fut  # delivered before the book moves on
             i18n.log(log, logging.INFO, "broker.fill", **fill.to_dict())
-        if fills:  # the trade log before the book: a crash in between repeats, never loses
+        hourly = bar.ts % 3_600_000 == 0
+        if fills or hourly:  # the trade log before the book: a crash repeats, never loses
             db = trade_log()
             for fill in fills:
                 db.record_fill(fill)
-            db.upsert_position(sig.symbol, new_book)
+            if fills:
+                db.upsert_position(sig.symbol, new_book)
+            # Equity at every fill and every full hour (idempotent per symbol and time).
+            db.record_equity(
+                sig.symbol, bar.ts, float(new_book["cash"]), position_value(new_book, bar.close)
+            )
         # Written back even when unchanged: re-logs a book the changelog may not have yet.
         symbol_to_book[key] = new_book

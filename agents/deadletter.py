@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from streams.app import app, settings  # first: the app must exist before topics/tables  # isort: skip
-
 import logging
 import time
 from typing import Any
@@ -52,6 +50,14 @@ async def send_dead_letter(event: EventT, code: str, reason: str, agent: str) ->
         agent=agent,
         at=time.time(),
     )
-    i18n.log(log, logging.WARNING, "dead_letter", topic=msg.topic, partition=msg.partition,
-             offset=msg.offset, code=code, reason=reason)
+    i18n.log(
+        log,
+        logging.WARNING,
+        "dead_letter",
+        topic=msg.topic,
+        partition=msg.partition,
+        offset=msg.offset,
+        code=code,
+        reason=reason,
+    )
     await dead_letters_topic.send(key=msg.topic, value=letter)

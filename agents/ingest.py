@@ -13,8 +13,8 @@ import logging
 import time
 from typing import Any
 
-from streams.topics import MARKET_DATA, market_data_topic
 from models.records import Candle
+from streams.topics import MARKET_DATA, market_data_topic
 from tinhieu import i18n
 from tinhieu.kafka_io import decode_json, read_topic
 
@@ -78,11 +78,21 @@ async def _poller() -> Any:
         _state["client"] = client
         # After a long stop, catch up at most a day (or the backfill) of candles.
         _state["poller"] = CandlePoller(
-            client, list(settings.symbols), settings.timeframe_ms, settings.backfill, cursor,
+            client,
+            list(settings.symbols),
+            settings.timeframe_ms,
+            settings.backfill,
+            cursor,
             max_catchup=max(settings.backfill, 86_400_000 // settings.timeframe_ms),
         )
-        i18n.log(log, logging.INFO, "ingest_start", exchange=settings.exchange_id,
-                 symbols=", ".join(settings.symbols), interval=settings.poll_interval_s)
+        i18n.log(
+            log,
+            logging.INFO,
+            "ingest_start",
+            exchange=settings.exchange_id,
+            symbols=", ".join(settings.symbols),
+            interval=settings.poll_interval_s,
+        )
     _state["last_tick"] = now
     return _state["poller"]
 
@@ -103,12 +113,19 @@ async def ingest_candles() -> None:
         for bar in bars:
             await market_data_topic.send(
                 key=symbol,
-                value=Candle(symbol=symbol, timestamp=bar.ts, open=bar.open, high=bar.high,
-                             low=bar.low, close=bar.close, volume=bar.volume,
-                             timeframe=settings.timeframe, source="exchange"),
+                value=Candle(
+                    symbol=symbol,
+                    timestamp=bar.ts,
+                    open=bar.open,
+                    high=bar.high,
+                    low=bar.low,
+                    close=bar.close,
+                    volume=bar.volume,
+                    timeframe=settings.timeframe,
+                    source="exchange",
+                ),
             )
             count += 1
     if count:
         detail = ", ".join(f"{s}: {len(b)}" for s, b in fresh.items() if b)
         i18n.log(log, logging.INFO, "ingest_published", count=count, detail=detail)
-

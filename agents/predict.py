@@ -7,7 +7,7 @@ Kafka hop. Its own state (the incremental features) lives in ``symbol_to_feature
 
 from __future__ import annotations
 
-from streams.app import app, settings  # first: the app must exist  # isort: skip
+from streams.app import settings  # first: the app must exist  # isort: skip
 
 import logging
 import time
@@ -43,18 +43,35 @@ latency_ms: list[float] = []  # recent predict latencies, for /health
 
 def make_signal(symbol: str, bar: Bar, verdict: Any, model_version: str) -> Signal:
     p = verdict.prediction
-    votes = [] if p is None else [
-        ModelVote(model=v.model, action=v.action, confidence=v.confidence,
-                  version=v.version, weight=v.weight)
-        for v in p.votes
-    ]
+    votes = (
+        []
+        if p is None
+        else [
+            ModelVote(
+                model=v.model,
+                action=v.action,
+                confidence=v.confidence,
+                version=v.version,
+                weight=v.weight,
+            )
+            for v in p.votes
+        ]
+    )
     return Signal(
-        symbol=symbol, candle_time=bar.ts,
+        symbol=symbol,
+        candle_time=bar.ts,
         action="NEUTRAL" if p is None else p.action,
         confidence=0.0 if p is None else p.confidence,
-        open=bar.open, high=bar.high, low=bar.low, close=bar.close, volume=bar.volume,
-        votes=votes, model_version=model_version, feature_schema=FEATURE_SCHEMA_VERSION,
-        latency_ms=round(verdict.latency_ms, 4), emitted_at=time.time(),
+        open=bar.open,
+        high=bar.high,
+        low=bar.low,
+        close=bar.close,
+        volume=bar.volume,
+        votes=votes,
+        model_version=model_version,
+        feature_schema=FEATURE_SCHEMA_VERSION,
+        latency_ms=round(verdict.latency_ms, 4),
+        emitted_at=time.time(),
     )
 
 
@@ -99,9 +116,11 @@ def _latency() -> dict[str, Any]:
     if not latency_ms:
         return {}
     ordered = sorted(latency_ms)
-    return {"p50_ms": ordered[len(ordered) // 2],
-            "p99_ms": ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))],
-            "samples": len(ordered)}
+    return {
+        "p50_ms": ordered[len(ordered) // 2],
+        "p99_ms": ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))],
+        "samples": len(ordered),
+    }
 
 
 health_sections["predict_latency"] = _latency

@@ -20,7 +20,8 @@ i18n.register(
         "window_gap": (
             i18n.TAGS["warn"],
             "{symbol}: thiếu {missing} nến giữa {after} và {before} (đã ghi nhận, không tự điền)",
-            "{symbol}: {missing} candles missing between {after} and {before} (recorded, not filled)",
+            "{symbol}: {missing} candles missing between {after} and {before} "
+            "(recorded, not filled)",
         ),
         "window_duplicate": (
             i18n.TAGS["skip"],
@@ -29,7 +30,6 @@ i18n.register(
         ),
     }
 )
-
 
 
 @app.agent(market_data_raw_topic, name="update_windows")
@@ -41,16 +41,18 @@ async def update_windows(stream):  # type: ignore[no-untyped-def]
                 event.message.key, event.value, settings.symbols, settings.timeframe_ms
             )
             window, outcome = apply_candle(
-                symbol_to_window.get(candle.symbol.encode()), candle, settings.window_size,
-                settings.timeframe_ms, offset=event.message.offset,
+                symbol_to_window.get(candle.symbol.encode()),
+                candle,
+                settings.window_size,
+                settings.timeframe_ms,
+                offset=event.message.offset,
             )
         except CandleError as err:
             await send_dead_letter(event, err.code, err.reason, agent="update_windows")
             continue
         redelivered = outcome in (Outcome.DUPLICATE, Outcome.REDELIVERED)
         if redelivered:
-            i18n.log(log, logging.DEBUG, "window_duplicate", symbol=candle.symbol,
-                     ts=candle.bar.ts)
+            i18n.log(log, logging.DEBUG, "window_duplicate", symbol=candle.symbol, ts=candle.bar.ts)
         # Written back every time, also for a re-delivered candle: the local store may be
         # ahead of the changelog after a crash, and the changelog is what recovery reads.
         symbol_to_window[candle.symbol.encode()] = window

@@ -35,8 +35,11 @@ SYMBOLS = ["BTCUSDT", "ETHUSDT", "XRPUSDT", "SOLUSDT", "BNBUSDT"]
 
 async def bare_consume(url: str, total: int) -> float:
     consumer = AIOKafkaConsumer(
-        "market_data", bootstrap_servers=bootstrap_servers(url), group_id="bench-baseline",
-        auto_offset_reset="earliest", enable_auto_commit=False,
+        "market_data",
+        bootstrap_servers=bootstrap_servers(url),
+        group_id="bench-baseline",
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
     )
     await consumer.start()
     seen = 0
@@ -60,30 +63,45 @@ def main() -> None:
     start = parse_time("2021-04-05")
     end = start + int(args.days * 86_400_000)
     files = [str(DATA / f"{s}_1m.csv.gz") for s in SYMBOLS]
-    lasts = {s: int(load_candles(DATA / f"{s}_1m.csv.gz", start, end)["timestamp"].iloc[-1])
-             for s in SYMBOLS}
+    lasts = {
+        s: int(load_candles(DATA / f"{s}_1m.csv.gz", start, end)["timestamp"].iloc[-1])
+        for s in SYMBOLS
+    }
     with tempfile.TemporaryDirectory() as tmp, EmbeddedKafka(Path(tmp) / "kafka") as kafka:
         env = app_env(kafka.url, Path(tmp) / "var", "bench-replay")
         worker = Worker(env, Path(tmp) / "worker.log").start()
         try:
             worker.wait_ready()
             began = time.perf_counter()
-            out = run_command(env, "replay", *files, "--max", "--start", str(start),
-                              "--end", str(end))
+            out = run_command(
+                env, "replay", *files, "--max", "--start", str(start), "--end", str(end)
+            )
             produced_s = time.perf_counter() - began
             total = int(out.split("replayed ")[1].split()[0])
             for s in SYMBOLS:
                 sym = s[:-4] + "-USDT"
-                wait_for(lambda sym=sym, t=lasts[s]: worker.get(f"/windows/{sym}")[1].get("last")
-                         == t, 600, f"{sym} window", interval=0.1)
+                wait_for(
+                    lambda sym=sym, t=lasts[s]: worker.get(f"/windows/{sym}")[1].get("last") == t,
+                    600,
+                    f"{sym} window",
+                    interval=0.1,
+                )
             windows_s = time.perf_counter() - began
-            rss_kb = int(next(line.split()[1] for line in
-                              open(f"/proc/{worker.proc.pid}/status") if line.startswith("VmRSS")))
+            rss_kb = int(
+                next(
+                    line.split()[1]
+                    for line in open(f"/proc/{worker.proc.pid}/status")
+                    if line.startswith("VmRSS")
+                )
+            )
         finally:
             worker.stop()
         baseline_s = asyncio.run(bare_consume(kafka.url, total))
     print(f"candles replayed            : {total} ({len(SYMBOLS)} symbols, {args.days} days)")
-    print(f"replay command (produce)    : {total / produced_s:,.0f} candles/s ({produced_s:.1f} s incl. start-up)")
+    print(
+        f"replay command (produce)    : {total / produced_s:,.0f} candles/s "
+        f"({produced_s:.1f} s incl. start-up)"
+    )
     print(f"replay -> windows, 1 worker : {total / windows_s:,.0f} candles/s ({windows_s:.1f} s)")
     print(f"baseline bare consumer+json : {total / baseline_s:,.0f} candles/s ({baseline_s:.1f} s)")
     print(f"ratio windows / baseline    : {baseline_s / windows_s:.2f}")

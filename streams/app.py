@@ -60,16 +60,16 @@ settings = _settings_or_exit()
 app = create_app(settings)
 
 # Registration order: topics and tables first, then agents, views and commands.
-from streams import topics  # noqa: E402,F401
-from tables import windows as _windows_table  # noqa: E402,F401
-from tables import signals as _signals_table  # noqa: E402,F401
-from tables import positions as _positions_table  # noqa: E402,F401
-from agents import windows as _windows_agent  # noqa: E402,F401
-from agents import predict as _predict_agent  # noqa: E402,F401
 from agents import broker as _broker_agent  # noqa: E402,F401
 from agents import ingest as _ingest  # noqa: E402,F401
-from streams import views as _views  # noqa: E402,F401
+from agents import predict as _predict_agent  # noqa: E402,F401
+from agents import windows as _windows_agent  # noqa: E402,F401
 from streams import commands as _commands  # noqa: E402,F401
+from streams import topics  # noqa: E402,F401
+from streams import views as _views  # noqa: E402,F401
+from tables import positions as _positions_table  # noqa: E402,F401
+from tables import signals as _signals_table  # noqa: E402,F401
+from tables import windows as _windows_table  # noqa: E402,F401
 
 
 def main() -> None:

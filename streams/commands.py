@@ -30,8 +30,13 @@ async def ensure_all_topics() -> None:
 
 @app.command(
     argument("files", nargs=-1, required=True),
-    option("--speed", type=float, default=60.0, show_default=True,
-           help="Market time per wall time: 60 replays one minute of candles per second."),
+    option(
+        "--speed",
+        type=float,
+        default=60.0,
+        show_default=True,
+        help="Market time per wall time: 60 replays one minute of candles per second.",
+    ),
     option("--max", "max_speed", is_flag=True, default=False, help="As fast as possible."),
     option("--start", default=None, help="First candle (UTC date/time or ms)."),
     option("--end", default=None, help="End, exclusive (UTC date/time or ms)."),
@@ -93,8 +98,12 @@ def _in_thread(fn, *args, **kwargs):  # type: ignore[no-untyped-def]
 
 @app.command(
     option("--symbols", default=None, help="Comma-separated; default: all configured."),
-    option("--data-dir", default=None, type=Path,
-           help="History files (BTCUSDT_1m.csv.gz ...); without it, the exchange (online)."),
+    option(
+        "--data-dir",
+        default=None,
+        type=Path,
+        help="History files (BTCUSDT_1m.csv.gz ...); without it, the exchange (online).",
+    ),
     option("--start", default=None, help="UTC date/time or ms."),
     option("--end", default=None, help="UTC date/time or ms, exclusive."),
     option("--report", default=None, type=Path, help="Report file (markdown)."),
@@ -103,8 +112,14 @@ def _in_thread(fn, *args, **kwargs):  # type: ignore[no-untyped-def]
     option("--max-train-rows", default=None, type=int, help="Cap rows per fold (speed)."),
 )
 async def train(
-    self: object, symbols: str | None, data_dir: Path | None, start: str | None,
-    end: str | None, report: Path | None, splits: int, no_promote: bool,
+    self: object,
+    symbols: str | None,
+    data_dir: Path | None,
+    start: str | None,
+    end: str | None,
+    report: Path | None,
+    splits: int,
+    no_promote: bool,
     max_train_rows: int | None,
 ) -> None:
     """Walk-forward training of RF + SVM + LR per symbol into the model registry."""
@@ -114,9 +129,18 @@ async def train(
     report.parent.mkdir(parents=True, exist_ok=True)
     wanted = [s for s in (symbols or "").split(",") if s.strip()]
     try:
-        await _in_thread(run_train_command, settings, wanted, data_dir, start, end, report,
-                         n_splits=splits, promote=not no_promote,
-                         max_train_rows=max_train_rows)
+        await _in_thread(
+            run_train_command,
+            settings,
+            wanted,
+            data_dir,
+            start,
+            end,
+            report,
+            n_splits=splits,
+            promote=not no_promote,
+            max_train_rows=max_train_rows,
+        )
     except (DataFileError, UnknownSymbolError, ValueError) as exc:
         raise SystemExit(f"[LOI] {exc}") from None
     print(f"[MO HINH] report: {report}")
@@ -127,7 +151,7 @@ async def train(
     argument("args", nargs=-1),
 )
 async def models(self: object, action: str, args: tuple[str, ...]) -> None:
-    """Model registry: models list [SYMBOL] | show SYMBOL ALGO VERSION | promote SYMBOL ALGO VERSION"""
+    """Model registry: list [SYMBOL] | show SYMBOL ALGO VERSION | promote SYMBOL ALGO VERSION"""
     from tinhieu.registry import ModelRegistry, ModelRegistryError
     from tinhieu.symbols import normalize
 
@@ -142,20 +166,23 @@ async def models(self: object, action: str, args: tuple[str, ...]) -> None:
                 prod = "*" if r.get("production") else " "
                 metrics = r.get("metrics", {}).get("overall", r.get("metrics", {}))
                 bacc = metrics.get("balanced_accuracy") if isinstance(metrics, dict) else None
-                print(f"{prod} {r.get('symbol'):<10} {r.get('algorithm'):<4} {r.get('version')}"
-                      f"  trained {r.get('created_at', '')}"
-                      + (f"  bal.acc {bacc:.3f}" if isinstance(bacc, float) else ""))
+                print(
+                    f"{prod} {r.get('symbol'):<10} {r.get('algorithm'):<4} {r.get('version')}"
+                    f"  trained {r.get('created_at', '')}"
+                    + (f"  bal.acc {bacc:.3f}" if isinstance(bacc, float) else "")
+                )
         elif action in ("show", "promote") and len(args) == 3:
             symbol = normalize(args[0], settings.symbols)
             if action == "show":
-                print(json.dumps(registry.show(symbol, args[1], args[2]), indent=2,
-                                 default=str))
+                print(json.dumps(registry.show(symbol, args[1], args[2]), indent=2, default=str))
             else:
                 registry.promote(symbol, args[1], args[2])
                 print(f"[MO HINH] {symbol} {args[1]} -> production {args[2]}")
         else:
-            raise SystemExit("usage: models list [SYMBOL] | show SYMBOL ALGO VERSION | "
-                             "promote SYMBOL ALGO VERSION")
+            raise SystemExit(
+                "usage: models list [SYMBOL] | show SYMBOL ALGO VERSION | "
+                "promote SYMBOL ALGO VERSION"
+            )
     except (ModelRegistryError, UnknownSymbolError) as exc:
         raise SystemExit(f"[LOI] {exc}") from None
 
@@ -166,12 +193,21 @@ async def models(self: object, action: str, args: tuple[str, ...]) -> None:
     option("--start", default=None, help="UTC date/time or ms."),
     option("--end", default=None, help="UTC date/time or ms, exclusive."),
     option("--out", default=None, type=Path, help="Report folder."),
-    option("--allow-overlap", is_flag=True, default=False,
-           help="Allow models trained on data inside the range (biased!)."),
+    option(
+        "--allow-overlap",
+        is_flag=True,
+        default=False,
+        help="Allow models trained on data inside the range (biased!).",
+    ),
 )
 async def backtest(
-    self: object, symbols: str | None, data_dir: Path, start: str | None, end: str | None,
-    out: Path | None, allow_overlap: bool,
+    self: object,
+    symbols: str | None,
+    data_dir: Path,
+    start: str | None,
+    end: str | None,
+    out: Path | None,
+    allow_overlap: bool,
 ) -> None:
     """Offline backtest: the same features, ensemble and risk rules as the live stream."""
     from tinhieu.backtest import BacktestError, run_backtest_command
@@ -179,8 +215,9 @@ async def backtest(
     out = out or settings.data_dir / "reports" / "backtest"
     wanted = [s for s in (symbols or "").split(",") if s.strip()] or None
     try:
-        result = await _in_thread(run_backtest_command, settings, wanted, data_dir, start, end,
-                                  out, allow_overlap)
+        result = await _in_thread(
+            run_backtest_command, settings, wanted, data_dir, start, end, out, allow_overlap
+        )
     except (BacktestError, DataFileError, UnknownSymbolError) as exc:
         raise SystemExit(f"[LOI] {exc}") from None
     print(f"[DU LIEU] backtest report: {getattr(result, 'report_path', out)}")

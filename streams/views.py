@@ -10,8 +10,11 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from aiokafka.partitioner import murmur2
 from faust.exceptions import SameNode
+from faust.types import TP
 from faust.web import Request, Response, View
+from yarl import URL
 
 from streams.app import app, settings
 from tables.positions import symbol_to_book
@@ -43,7 +46,10 @@ async def routed(
     except UnknownSymbolError as exc:
         return unknown_symbol(view, exc)
     try:
-        return await app.router.route_req(table_name, symbol.encode(), view.web, request)
+        owner = owner_url(table_name, symbol)
+        if owner is None or owner.rstrip("/") == str(app.conf.canonical_url).rstrip("/"):
+            raise SameNode()
+        return await app.router._route_req(URL(owner), view.web, request)
     except SameNode:
         return await local(symbol)
     except Exception as exc:  # owner unknown during a rebalance, or unreachable
@@ -51,6 +57,23 @@ async def routed(
             {"error": f"no worker can answer for {symbol} right now: {exc}", "retry": True},
             status=503,
         )
+
+
+def key_partition(symbol: str) -> int:
+    """The partition of ``symbol`` in every topic and table: Kafka's default partitioner
+    (murmur2 of the raw key bytes), as used by the producers."""
+    return (murmur2(symbol.encode()) & 0x7FFFFFFF) % settings.partitions
+
+
+def owner_url(table_name: str, symbol: str) -> str | None:
+    """URL of the worker that owns ``symbol`` in ``table_name`` (None: not known yet).
+
+    Computed from the assignment rather than asking the producer for the changelog
+    topic's metadata, which it lacks for a table no one has written to yet."""
+    changelog = app.tables[table_name].changelog_topic.get_topic_name()
+    tps_url = getattr(app.assignor, "_tps_url", {})
+    url = tps_url.get(TP(changelog, key_partition(symbol)))
+    return None if url is None else str(url)
 
 
 @app.page("/windows/{symbol}")
@@ -61,8 +84,9 @@ class WindowView(View):
     async def _local(self, symbol: str) -> Response:
         window = symbol_to_window.get(symbol.encode())
         if not window:
-            return self.json({"error": f"no candles for {symbol} yet", "symbol": symbol},
-                             status=404)
+            return self.json(
+                {"error": f"no candles for {symbol} yet", "symbol": symbol}, status=404
+            )
         return self.json(window_json(window))
 
 
@@ -110,8 +134,12 @@ def partition_lag() -> dict[str, Any]:
         if last is None or last[0] != read:
             _progress[name] = (read, now)
             last = _progress[name]
-        out[name] = {"end": int(end), "read": int(read), "lag": lag,
-                     "stalled": lag > 0 and now - last[1] > STALL_AFTER_S}
+        out[name] = {
+            "end": int(end),
+            "read": int(read),
+            "lag": lag,
+            "stalled": lag > 0 and now - last[1] > STALL_AFTER_S,
+        }
     return out
 
 
@@ -167,8 +195,7 @@ def _from_table(view: View, table: Any, symbol: str, what: str) -> Response:
 @app.page("/signals/{symbol}")
 class SignalView(View):
     async def get(self, request: Request, symbol: str) -> Response:
-        return await routed(self, request, symbol_to_signal.name, symbol,
-                            self._local)
+        return await routed(self, request, symbol_to_signal.name, symbol, self._local)
 
     async def _local(self, symbol: str) -> Response:
         return _from_table(self, symbol_to_signal, symbol, "signal")
@@ -191,10 +218,7 @@ class PositionsView(View):
         books: dict[str, Any] = {}
         for symbol in settings.symbols:
             key = symbol.encode()
-            try:
-                owner = str(app.router.key_store(symbol_to_book.name, key)).rstrip("/")
-            except Exception:  # during a rebalance
-                owner = ""
+            owner = (owner_url(symbol_to_book.name, symbol) or "").rstrip("/")
             if not owner or owner == str(app.conf.canonical_url).rstrip("/"):
                 books[symbol] = symbol_to_book.get(key)
                 continue

@@ -15,7 +15,7 @@ import json
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 from typing import Any, NamedTuple
 
 from tinhieu.symbols import UnknownSymbolError, normalize
@@ -113,7 +113,7 @@ def validate_candle(
     return ValidCandle(symbol, Bar(ts, o, h, low, c, v))
 
 
-class Outcome(str, Enum):
+class Outcome(StrEnum):
     APPENDED = "appended"
     GAP = "appended_after_gap"
     DUPLICATE = "duplicate"  # a new message with a candle already held, same values

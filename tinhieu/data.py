@@ -25,7 +25,9 @@ class DataFileError(ValueError):
 def symbol_from_path(path: str | Path) -> str:
     match = _NAME.match(Path(path).name)
     if not match:
-        raise DataFileError(f"{path}: cannot tell the symbol from the file name (BTCUSDT_1m.csv.gz)")
+        raise DataFileError(
+            f"{path}: cannot tell the symbol from the file name (BTCUSDT_1m.csv.gz)"
+        )
     return canonical(match.group(1))
 
 

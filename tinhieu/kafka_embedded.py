@@ -74,7 +74,9 @@ class EmbeddedKafkaError(RuntimeError):
 def _java() -> str:
     java = shutil.which("java")
     if not java:
-        raise EmbeddedKafkaError(f"Java 17 or newer is needed for the embedded Kafka. {DOCKER_HINT}")
+        raise EmbeddedKafkaError(
+            f"Java 17 or newer is needed for the embedded Kafka. {DOCKER_HINT}"
+        )
     out = subprocess.run([java, "-version"], capture_output=True, text=True).stderr
     try:
         major = int(out.split('"')[1].split(".")[0])
@@ -112,16 +114,30 @@ def fetch_jars(cache: Path = DEFAULT_CACHE) -> Path:
                 "Maven ('mvn') is needed once to fetch the Kafka jars from Maven Central "
                 f"into {target}. Install Maven (apt-get install maven). {DOCKER_HINT}"
             )
-        print(f"[KHOI TAO] fetching Apache Kafka {KAFKA_VERSION} jars from Maven Central "
-              f"into {target} (once)...", file=sys.stderr, flush=True)
+        print(
+            f"[KHOI TAO] fetching Apache Kafka {KAFKA_VERSION} jars from Maven Central "
+            f"into {target} (once)...",
+            file=sys.stderr,
+            flush=True,
+        )
         with tempfile.TemporaryDirectory() as tmp:
             pom = Path(tmp) / "pom.xml"
-            pom.write_text(_POM.format(scala=SCALA_VERSION, kafka=KAFKA_VERSION, log4j=LOG4J_VERSION))
+            pom.write_text(
+                _POM.format(scala=SCALA_VERSION, kafka=KAFKA_VERSION, log4j=LOG4J_VERSION)
+            )
             out = Path(tmp) / "libs"
             proc = subprocess.run(
-                [mvn, "-q", "-B", "-f", str(pom), "dependency:copy-dependencies",
-                 f"-DoutputDirectory={out}"],
-                capture_output=True, text=True,
+                [
+                    mvn,
+                    "-q",
+                    "-B",
+                    "-f",
+                    str(pom),
+                    "dependency:copy-dependencies",
+                    f"-DoutputDirectory={out}",
+                ],
+                capture_output=True,
+                text=True,
             )
             if proc.returncode != 0 or not any(out.glob("kafka_*.jar")):
                 raise EmbeddedKafkaError(
@@ -257,16 +273,20 @@ class EmbeddedKafka:
         if not (self.data_dir / "kraft-logs" / "meta.properties").exists():
             cluster_id = uuid.uuid4().hex[:22]
             proc = subprocess.run(
-                self._java_cmd(java, "kafka.tools.StorageTool", "format", "-t", cluster_id,
-                               "-c", str(config)),
-                capture_output=True, text=True,
+                self._java_cmd(
+                    java, "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(config)
+                ),
+                capture_output=True,
+                text=True,
             )
             if proc.returncode != 0:
                 raise EmbeddedKafkaError(f"formatting KRaft storage failed:\n{proc.stderr[-2000:]}")
         out = open(self.data_dir / "broker.out", "ab")
         self.proc = subprocess.Popen(
             self._java_cmd(java, "kafka.Kafka", str(config)),
-            stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         out.close()
         deadline = time.monotonic() + timeout_s
@@ -363,8 +383,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"[LOI] {exc}", file=sys.stderr)
         return 2
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
-    print(f"[KHOI TAO] Apache Kafka {KAFKA_VERSION} on {broker.bootstrap} "
-          f"(data in {broker.data_dir}); Ctrl-C stops it", flush=True)
+    print(
+        f"[KHOI TAO] Apache Kafka {KAFKA_VERSION} on {broker.bootstrap} "
+        f"(data in {broker.data_dir}); Ctrl-C stops it",
+        flush=True,
+    )
     try:
         while broker.proc is not None and broker.proc.poll() is None:
             time.sleep(0.5)

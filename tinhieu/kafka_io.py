@@ -23,7 +23,7 @@ def bootstrap_servers(broker_url: str) -> list[str]:
         part = part.strip()
         for prefix in ("kafka://", "aiokafka://"):
             if part.startswith(prefix):
-                part = part[len(prefix):]
+                part = part[len(prefix) :]
         if part:
             servers.append(part.rstrip("/"))
     return servers

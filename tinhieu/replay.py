@@ -35,6 +35,7 @@ def load_replay(
 
 def merge_in_time(per_symbol: dict[str, list[Bar]]) -> Iterator[tuple[str, Bar]]:
     """(symbol, bar) pairs in (open time, symbol) order."""
+
     def keyed(symbol: str, bars: list[Bar]) -> Iterator[tuple[int, str, Bar]]:
         for bar in bars:
             yield bar.ts, symbol, bar

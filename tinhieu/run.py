@@ -55,8 +55,10 @@ def main() -> int:
     if not _reachable(servers[0]):
         host, _, port = servers[0].rpartition(":")
         if host not in ("127.0.0.1", "localhost"):
-            print(f"[LOI] cannot reach the Kafka broker {servers[0]} (TINHIEU_BROKER_URL)",
-                  file=sys.stderr)
+            print(
+                f"[LOI] cannot reach the Kafka broker {servers[0]} (TINHIEU_BROKER_URL)",
+                file=sys.stderr,
+            )
             return 2
         broker = EmbeddedKafka(settings.data_dir / "kafka", int(port))
         print(f"[KHOI TAO] starting the embedded Apache Kafka on 127.0.0.1:{port} ...", flush=True)
@@ -73,9 +75,11 @@ def main() -> int:
         env=env,
         start_new_session=True,
     )
-    print(f"[KHOI TAO] worker started (pid {worker.pid}); web views on "
-          f"http://{settings.web_host}:{settings.web_port}/health ; Ctrl-C stops everything",
-          flush=True)
+    print(
+        f"[KHOI TAO] worker started (pid {worker.pid}); web views on "
+        f"http://{settings.web_host}:{settings.web_port}/health ; Ctrl-C stops everything",
+        flush=True,
+    )
     stopping = False
 
     def _on_signal(signum: int, frame: object) -> None:

@@ -67,12 +67,15 @@ class Settings(BaseSettings):
     web_host: str = Field("127.0.0.1", description="Address the web views bind to.")
     web_port: int = Field(6066, ge=1, le=65535, description="Port of the web views.")
     web_advertised_host: str | None = Field(
-        None, description="Host other workers use to reach this one; default web_host, or "
+        None,
+        description="Host other workers use to reach this one; default web_host, or "
         "the machine's hostname when web_host is 0.0.0.0.",
     )
     processing_guarantee: Literal["at_least_once", "exactly_once"] = "at_least_once"
     session_timeout_s: float = Field(
-        10.0, ge=3, le=300,
+        10.0,
+        ge=3,
+        le=300,
         description="A worker silent this long is presumed dead and its partitions move.",
     )
     log_language: Literal["vi", "en"] = Field("vi", description="Language of log messages.")
@@ -88,7 +91,9 @@ class Settings(BaseSettings):
     exchange_secret: SecretStr | None = None
     poll_interval_s: float = Field(10.0, ge=0.5, le=3600, description="Seconds between polls.")
     backfill_candles: int = Field(
-        300, ge=0, le=5000,
+        300,
+        ge=0,
+        le=5000,
         description="Closed candles fetched per symbol at start; 0 means window_size. RSI "
         "and MACD need a few hundred candles to settle to the values training saw.",
     )

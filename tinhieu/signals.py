@@ -96,8 +96,9 @@ class ModelCache:
             return None
         self._errors.pop(symbol, None)
         self._ensembles[symbol] = ensemble
-        i18n.log(log, logging.INFO, "signals.reloaded", symbol=symbol,
-                 version=ensemble.model_version)
+        i18n.log(
+            log, logging.INFO, "signals.reloaded", symbol=symbol, version=ensemble.model_version
+        )
         return ensemble
 
     def status(self) -> dict[str, Any]:

@@ -22,9 +22,7 @@ class UnknownSymbolError(ValueError):
     def __init__(self, raw: str, supported: Iterable[str]) -> None:
         self.raw = raw
         self.supported = tuple(supported)
-        super().__init__(
-            f"unknown symbol {raw!r}; supported symbols: {', '.join(self.supported)}"
-        )
+        super().__init__(f"unknown symbol {raw!r}; supported symbols: {', '.join(self.supported)}")
 
 
 def canonical(raw: str) -> str:

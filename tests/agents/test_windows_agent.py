@@ -14,9 +14,17 @@ T0 = 1_617_321_600_000
 
 
 def candle(symbol: str, i: int, close: float) -> bytes:
-    return json.dumps({"symbol": symbol, "timestamp": T0 + i * 60_000, "open": close,
-                       "high": close + 1, "low": close - 1, "close": close,
-                       "volume": 1.0}).encode()
+    return json.dumps(
+        {
+            "symbol": symbol,
+            "timestamp": T0 + i * 60_000,
+            "open": close,
+            "high": close + 1,
+            "low": close - 1,
+            "close": close,
+            "volume": 1.0,
+        }
+    ).encode()
 
 
 @pytest.fixture
@@ -56,6 +64,8 @@ async def test_windows_fill_per_symbol_and_bad_ones_are_dead_lettered(dead_lette
     assert [c[4] for c in btc["candles"]] == [50000, 50001, 50002, 50003]
     assert [c[4] for c in eth["candles"]] == [2000, 2001, 2002]
     assert [code for code, _ in dead_letters] == [
-        "decode_error", "conflicting_duplicate", "unknown_symbol"
+        "decode_error",
+        "conflicting_duplicate",
+        "unknown_symbol",
     ]
     assert len(seen) == 7  # every new valid candle, the resent one not again

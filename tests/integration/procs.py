@@ -37,8 +37,12 @@ def app_env(kafka_url: str, data_dir: Path, app_id: str, **extra: Any) -> dict[s
 def run_command(env: dict[str, str], *args: str, timeout: float = 300) -> str:
     """Run ``faust -A streams.app <args>`` to completion; return its output."""
     proc = subprocess.run(
-        [FAUST, "-A", "streams.app", *args], env=env, cwd=ROOT,
-        capture_output=True, text=True, timeout=timeout,
+        [FAUST, "-A", "streams.app", *args],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
     if proc.returncode != 0:
         raise AssertionError(f"{args[0]} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
@@ -62,7 +66,10 @@ class Worker:
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
             [FAUST, "-A", "streams.app", "worker", "-l", "info"],
-            env=self.env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+            env=self.env,
+            cwd=ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
             start_new_session=True,
         )
         log.close()
@@ -88,11 +95,16 @@ class Worker:
                 raise AssertionError(f"worker exited ({self.proc.returncode}); log:\n{self.tail()}")
             with contextlib.suppress(OSError, ValueError):
                 status, last = self.get("/health", timeout=2)
-                if (status == 200 and not last.get("rebalancing")
-                        and any(a.startswith(topic + "[") for a in last.get("assigned", []))):
+                if (
+                    status == 200
+                    and not last.get("rebalancing")
+                    and any(a.startswith(topic + "[") for a in last.get("assigned", []))
+                ):
                     return last
             time.sleep(0.5)
-        raise AssertionError(f"worker not ready in {timeout} s (last health {last}):\n{self.tail()}")
+        raise AssertionError(
+            f"worker not ready in {timeout} s (last health {last}):\n{self.tail()}"
+        )
 
     def tail(self, chars: int = 6000) -> str:
         try:
@@ -117,8 +129,9 @@ class Worker:
             self.proc.wait(10)
 
 
-def wait_for(predicate: Any, timeout: float, what: str, interval: float = 0.5,
-             ready: Any = bool) -> Any:
+def wait_for(
+    predicate: Any, timeout: float, what: str, interval: float = 0.5, ready: Any = bool
+) -> Any:
     """Call ``predicate`` until ``ready(result)``; return that result."""
     deadline = time.monotonic() + timeout
     last = None

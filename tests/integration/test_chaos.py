@@ -37,8 +37,19 @@ RANGE = ("2021-05-01", "2021-05-05") if LONG else ("2021-04-21", "2021-04-22")
 MIN_KILLS = 50 if LONG else 4
 REPLAY_SECONDS = 420 if LONG else 30  # wall time the replay is spread over, per half
 MIN_CONFIDENCE = 0.45
-FIELDS = ("id", "symbol", "side", "price", "amount", "fee", "reason", "candle_time",
-          "fill_time", "stop_loss", "take_profit")
+FIELDS = (
+    "id",
+    "symbol",
+    "side",
+    "price",
+    "amount",
+    "fee",
+    "reason",
+    "candle_time",
+    "fill_time",
+    "stop_loss",
+    "take_profit",
+)
 
 
 def sym(name: str) -> str:
@@ -90,12 +101,34 @@ def bad_messages() -> list[tuple[bytes, bytes]]:
     return [
         (b"BTC/USDT", b"{not json"),
         (b"ETH/USDT", json.dumps({"symbol": "ETH/USDT", "timestamp": 1, "open": 1}).encode()),
-        (b"XRP/USDT", json.dumps({"symbol": "XRP/USDT", "timestamp": 1_619_000_040_000,
-                                  "open": "NaN", "high": 1, "low": 1, "close": 1,
-                                  "volume": 1}).encode()),
-        (b"DOGE/USDT", json.dumps({"symbol": "DOGE/USDT", "timestamp": 1_619_000_040_000,
-                                   "open": 1, "high": 1, "low": 1, "close": 1,
-                                   "volume": 1}).encode()),
+        (
+            b"XRP/USDT",
+            json.dumps(
+                {
+                    "symbol": "XRP/USDT",
+                    "timestamp": 1_619_000_040_000,
+                    "open": "NaN",
+                    "high": 1,
+                    "low": 1,
+                    "close": 1,
+                    "volume": 1,
+                }
+            ).encode(),
+        ),
+        (
+            b"DOGE/USDT",
+            json.dumps(
+                {
+                    "symbol": "DOGE/USDT",
+                    "timestamp": 1_619_000_040_000,
+                    "open": 1,
+                    "high": 1,
+                    "low": 1,
+                    "close": 1,
+                    "volume": 1,
+                }
+            ).encode(),
+        ),
     ]
 
 
@@ -122,6 +155,7 @@ def expected_lasts(data_1m: Path, start: int, end: int) -> dict[str, tuple[int, 
 
 def settle(worker: Worker, url: str, lasts: dict, n_orders: int | None, timeout: float) -> None:
     """Wait until every window holds its last candle and (if known) all orders exist."""
+
     def done() -> bool:
         w = windows(worker)
         if any(not w[n] or w[n][-1]["timestamp"] != lasts[n][0] for n in NAMES):
@@ -140,8 +174,14 @@ def reference(kafka, models_dir, data_1m, tmp_path_factory):
     files = [str(data_1m / f"{n}_1m.csv.gz") for n in NAMES]
     lasts = expected_lasts(data_1m, parse_time(RANGE[0]), parse_time(RANGE[1]))
     ref_db = tmp_path / "ref-trades.db"
-    env = app_env(kafka.url, tmp_path / "ref", "chaos-ref", model_dir=models_dir,
-                  trade_db=ref_db, min_confidence=MIN_CONFIDENCE)
+    env = app_env(
+        kafka.url,
+        tmp_path / "ref",
+        "chaos-ref",
+        model_dir=models_dir,
+        trade_db=ref_db,
+        min_confidence=MIN_CONFIDENCE,
+    )
     ref = Worker(env, tmp_path / "ref.log").start()
     try:
         ref.wait_ready()
@@ -174,9 +214,18 @@ def test_killed_workers_and_a_broker_restart_lose_and_duplicate_nothing(
     rng = random.Random(20210421)
     kills = 0
     try:
-        envs = [app_env(broker.url, tmp_path / f"w{i}", "chaos", model_dir=models_dir,
-                        trade_db=db, min_confidence=MIN_CONFIDENCE,
-                        processing_guarantee=guarantee) for i in range(2)]
+        envs = [
+            app_env(
+                broker.url,
+                tmp_path / f"w{i}",
+                "chaos",
+                model_dir=models_dir,
+                trade_db=db,
+                min_confidence=MIN_CONFIDENCE,
+                processing_guarantee=guarantee,
+            )
+            for i in range(2)
+        ]
         workers = [Worker(e, tmp_path / f"w{i}.log").start() for i, e in enumerate(envs)]
         for w in workers:
             w.wait_ready(timeout=120)
@@ -185,9 +234,23 @@ def test_killed_workers_and_a_broker_restart_lose_and_duplicate_nothing(
         def replay_half(lo: int, hi: int) -> subprocess.Popen[bytes]:
             minutes = (hi - lo) / 60_000
             return subprocess.Popen(
-                [FAUST, "-A", "streams.app", "replay", *files, "--start", str(lo), "--end",
-                 str(hi), "--speed", str(minutes * 60 / REPLAY_SECONDS)],
-                env=envs[0], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                [
+                    FAUST,
+                    "-A",
+                    "streams.app",
+                    "replay",
+                    *files,
+                    "--start",
+                    str(lo),
+                    "--end",
+                    str(hi),
+                    "--speed",
+                    str(minutes * 60 / REPLAY_SECONDS),
+                ],
+                env=envs[0],
+                cwd=ROOT,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
             )
 
         def chaos_while(proc: subprocess.Popen[bytes], target: int) -> int:
@@ -231,8 +294,10 @@ def test_killed_workers_and_a_broker_restart_lose_and_duplicate_nothing(
         broker.stop()
 
     resent = len(chaos_orders_raw) - len(chaos_orders)
-    print(f"\nchaos ({guarantee}): {kills} SIGKILLs, 1 broker restart, {len(ref_orders)} orders, "
-          f"{resent} re-sent order messages (same id), {len(letters)} dead letters")
+    print(
+        f"\nchaos ({guarantee}): {kills} SIGKILLs, 1 broker restart, {len(ref_orders)} orders, "
+        f"{resent} re-sent order messages (same id), {len(letters)} dead letters"
+    )
     assert kills >= MIN_KILLS
     assert chaos_orders == ref_orders  # zero lost, zero different
     assert trade_log_ids(db) == sorted(ref_orders)  # each order exactly once in SQLite

@@ -33,9 +33,15 @@ def fake():
 @pytest.fixture(scope="module")
 def env(kafka, fake, tmp_path_factory):
     return app_env(
-        kafka.url, tmp_path_factory.mktemp("worker"), "it-ingest",
-        ingest_enabled="true", exchange_base_url=fake.base_url, poll_interval_s=1,
-        symbols="BTC/USDT,ETH/USDT", window_size=WINDOW, backfill_candles=WINDOW,
+        kafka.url,
+        tmp_path_factory.mktemp("worker"),
+        "it-ingest",
+        ingest_enabled="true",
+        exchange_base_url=fake.base_url,
+        poll_interval_s=1,
+        symbols="BTC/USDT,ETH/USDT",
+        window_size=WINDOW,
+        backfill_candles=WINDOW,
         retry_max_delay_s=1,
     )
 
@@ -58,8 +64,9 @@ def test_backfill_poll_faults_and_restart(env, fake, data_1m, tmp_path) -> None:
         for sym in ("BTC-USDT", "ETH-USDT"):
             wait_for(lambda s=sym: last_of(worker, s) == last_closed, 60, f"{sym} back-fill")
         status, body = worker.get("/windows/BTC-USDT")
-        csv = load_candles(data_1m / "BTCUSDT_1m.csv.gz", last_closed - (WINDOW - 1) * MINUTE,
-                           last_closed + MINUTE)
+        csv = load_candles(
+            data_1m / "BTCUSDT_1m.csv.gz", last_closed - (WINDOW - 1) * MINUTE, last_closed + MINUTE
+        )
         assert body["size"] == WINDOW  # signals need not wait 52 minutes
         assert [c["timestamp"] for c in body["candles"]] == csv["timestamp"].tolist()
         assert [c["close"] for c in body["candles"]] == csv["close"].tolist()
@@ -69,8 +76,11 @@ def test_backfill_poll_faults_and_restart(env, fake, data_1m, tmp_path) -> None:
             fake.queue_fault(kind, symbol="BTCUSDT")
         fake.advance(minutes=3)
         for sym in ("BTC-USDT", "ETH-USDT"):
-            wait_for(lambda s=sym: last_of(worker, s) == last_closed + 3 * MINUTE, 90,
-                     f"{sym} after 3 minutes")
+            wait_for(
+                lambda s=sym: last_of(worker, s) == last_closed + 3 * MINUTE,
+                90,
+                f"{sym} after 3 minutes",
+            )
     finally:
         worker.stop()
 
@@ -79,8 +89,9 @@ def test_backfill_poll_faults_and_restart(env, fake, data_1m, tmp_path) -> None:
     worker = Worker(env, tmp_path / "worker2.log").start()
     try:
         worker.wait_ready()
-        wait_for(lambda: last_of(worker, "BTC-USDT") == last_closed + 5 * MINUTE, 90,
-                 "BTC after restart")
+        wait_for(
+            lambda: last_of(worker, "BTC-USDT") == last_closed + 5 * MINUTE, 90, "BTC after restart"
+        )
     finally:
         worker.stop()
     rows = [o for o in published(env) if o.get("source") == "exchange"]

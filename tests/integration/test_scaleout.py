@@ -15,8 +15,12 @@ PARTITIONS = 6
 
 
 def test_three_workers_share_partitions_and_route_every_symbol(kafka, data_1m, tmp_path):
-    envs = [app_env(kafka.url, tmp_path / f"w{i}", "it-scale", partitions=PARTITIONS,
-                    standby_replicas=1) for i in range(3)]
+    envs = [
+        app_env(
+            kafka.url, tmp_path / f"w{i}", "it-scale", partitions=PARTITIONS, standby_replicas=1
+        )
+        for i in range(3)
+    ]
     workers = [Worker(e, tmp_path / f"w{i}.log").start() for i, e in enumerate(envs)]
     try:
         for w in workers:
@@ -38,13 +42,18 @@ def test_three_workers_share_partitions_and_route_every_symbol(kafka, data_1m, t
         files = [str(data_1m / f"{n}_1m.csv.gz") for n in NAMES]
         run_command(envs[0], "replay", *files, "--max", "--start", START, "--end", END)
         for name in NAMES:
-            tail = load_candles(data_1m / f"{name}_1m.csv.gz", parse_time(START),
-                                parse_time(END)).tail(60)
+            tail = load_candles(
+                data_1m / f"{name}_1m.csv.gz", parse_time(START), parse_time(END)
+            ).tail(60)
             for w in workers:  # every worker answers for every symbol
+
                 def same(w=w, name=name, tail=tail):
                     status, body = w.get(f"/windows/{name}")
-                    return status == 200 and [c["timestamp"] for c in body["candles"]] \
-                        == tail["timestamp"].tolist()
+                    return (
+                        status == 200
+                        and [c["timestamp"] for c in body["candles"]] == tail["timestamp"].tolist()
+                    )
+
                 wait_for(same, 60, f"{name} on {w.url}")
     finally:
         for w in workers:

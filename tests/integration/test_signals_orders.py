@@ -46,26 +46,38 @@ def topic_rows(url: str, topic: str) -> list[dict]:
 
 
 @pytest.mark.parametrize("guarantee", ["at_least_once", "exactly_once"])
-def test_replay_signals_and_orders_equal_the_backtest(
-    data_dir, data_1m, tmp_path, guarantee
-):
+def test_replay_signals_and_orders_equal_the_backtest(data_dir, data_1m, tmp_path, guarantee):
     with EmbeddedKafka(tmp_path / "kafka") as kafka:  # each guarantee on its own broker
         _run(kafka, data_dir, data_1m, tmp_path, guarantee)
 
 
 def _run(kafka, data_dir, data_1m, tmp_path, guarantee):
-    env = app_env(kafka.url, tmp_path / "var", f"it-signals-{guarantee}",
-                  min_confidence=MIN_CONFIDENCE, processing_guarantee=guarantee,
-                  model_dir=data_dir / "models", trade_db=tmp_path / "trades.db")
-    frames = {sym: load_candles(data_1m / f"{name}_1m.csv.gz", parse_time(DAY[0]),
-                                parse_time(DAY[1])) for sym, name in SYMBOLS.items()}
+    env = app_env(
+        kafka.url,
+        tmp_path / "var",
+        f"it-signals-{guarantee}",
+        min_confidence=MIN_CONFIDENCE,
+        processing_guarantee=guarantee,
+        model_dir=data_dir / "models",
+        trade_db=tmp_path / "trades.db",
+    )
+    frames = {
+        sym: load_candles(data_1m / f"{name}_1m.csv.gz", parse_time(DAY[0]), parse_time(DAY[1]))
+        for sym, name in SYMBOLS.items()
+    }
     expected_signals = sum(len(df) - (WARMUP - 1) for df in frames.values())
 
     # Offline: the backtest over the same candles.
     settings = load_settings(data_dir=data_dir, min_confidence=MIN_CONFIDENCE)
-    result = run_backtest(frames, settings, ModelRegistry(settings.models_path),
-                          start_ms=parse_time(DAY[0]), end_ms=parse_time(DAY[1]),
-                          out_dir=tmp_path / "bt", progress=False)
+    result = run_backtest(
+        frames,
+        settings,
+        ModelRegistry(settings.models_path),
+        start_ms=parse_time(DAY[0]),
+        end_ms=parse_time(DAY[1]),
+        out_dir=tmp_path / "bt",
+        progress=False,
+    )
     offline = read_orders_jsonl(tmp_path / "bt" / "orders.jsonl")
     assert len(offline) >= 2, "the day must trade for the comparison to mean anything"
     del result
@@ -75,26 +87,40 @@ def _run(kafka, data_dir, data_1m, tmp_path, guarantee):
         worker.wait_ready()
         files = [str(data_1m / f"{name}_1m.csv.gz") for name in SYMBOLS.values()]
         run_command(env, "replay", *files, "--max", "--start", DAY[0], "--end", DAY[1])
-        signals = wait_for(lambda: topic_rows(kafka.url, "signals"), 180, "all signals",
-                           interval=2, ready=lambda r: len(r) >= expected_signals)
+        signals = wait_for(
+            lambda: topic_rows(kafka.url, "signals"),
+            180,
+            "all signals",
+            interval=2,
+            ready=lambda r: len(r) >= expected_signals,
+        )
         # One signal per candle once the features are warm, never two.
         per_candle = Counter((s["symbol"], s["candle_time"]) for s in signals)
         assert len(signals) == expected_signals and max(per_candle.values()) == 1
         for sym, df in frames.items():
             times = sorted(t for s, t in per_candle if s == sym)
-            assert times == df["timestamp"].iloc[WARMUP - 1:].tolist()
+            assert times == df["timestamp"].iloc[WARMUP - 1 :].tolist()
         assert all(len(s["votes"]) == 3 and 0 <= s["confidence"] <= 1 for s in signals)
         assert {v["model"] for v in signals[-1]["votes"]} == {"rf", "svm", "lr"}
 
-        live = wait_for(lambda: topic_rows(kafka.url, "orders"), 60, "orders", interval=1,
-                        ready=lambda r: len(r) >= len(offline))
+        live = wait_for(
+            lambda: topic_rows(kafka.url, "orders"),
+            60,
+            "orders",
+            interval=1,
+            ready=lambda r: len(r) >= len(offline),
+        )
         key = lambda o: (o["id"], o["side"], o["price"], o["amount"], o["reason"])  # noqa: E731
         assert sorted(map(key, live)) == sorted(map(key, offline))
 
         status, latest = worker.get("/signals/BTC-USDT")
-        assert status == 200 and latest["candle_time"] == int(frames["BTC/USDT"]["timestamp"].iloc[-1])
+        assert status == 200 and latest["candle_time"] == int(
+            frames["BTC/USDT"]["timestamp"].iloc[-1]
+        )
         status, book = worker.get("/positions/ETH-USDT")
-        assert status == 200 and book["last_candle_time"] == int(frames["ETH/USDT"]["timestamp"].iloc[-1])
+        assert status == 200 and book["last_candle_time"] == int(
+            frames["ETH/USDT"]["timestamp"].iloc[-1]
+        )
         status, allbooks = worker.get("/positions")
         assert status == 200 and set(allbooks["positions"]) >= set(SYMBOLS)
         status, health = worker.get("/health")
@@ -104,5 +130,9 @@ def _run(kafka, data_dir, data_1m, tmp_path, guarantee):
     # The SQLite trade log holds each order exactly once.
     db = sqlite3.connect(tmp_path / "trades.db")
     ids = [r[0] for r in db.execute("SELECT id FROM trades")]
+    equity = db.execute("SELECT COUNT(*), COUNT(DISTINCT symbol) FROM equity").fetchone()
+    positions = db.execute("SELECT COUNT(*) FROM positions").fetchone()[0]
     db.close()
+    assert equity[0] >= 2 * 20 and equity[1] == 2  # every fill and every hour, per symbol
+    assert positions >= 1
     assert sorted(ids) == sorted(o["id"] for o in offline)

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import json
 import math
-from pathlib import Path
 
 import pytest
 
@@ -21,8 +20,7 @@ DAY_START, DAY_END = "2021-04-05", "2021-04-06"
 
 @pytest.fixture(scope="module")
 def env(kafka, tmp_path_factory):
-    return app_env(kafka.url, tmp_path_factory.mktemp("worker"), "it-windows",
-                   window_size=WINDOW)
+    return app_env(kafka.url, tmp_path_factory.mktemp("worker"), "it-windows", window_size=WINDOW)
 
 
 @pytest.fixture(scope="module")
@@ -50,8 +48,11 @@ def replayed(worker, env, data_1m):
         df = load_candles(data_1m / f"{name}_1m.csv.gz", parse_time(DAY_START), parse_time(DAY_END))
         expected[sym] = df
         last = int(df["timestamp"].iloc[-1])
-        wait_for(lambda s=sym, t=last: window_last(worker, f"/windows/{s}") == t, 60,
-                 f"{sym} window to reach {last}")
+        wait_for(
+            lambda s=sym, t=last: window_last(worker, f"/windows/{s}") == t,
+            60,
+            f"{sym} window to reach {last}",
+        )
     return expected
 
 
@@ -81,10 +82,19 @@ def test_unknown_symbol_is_404_with_the_supported_list(worker) -> None:
 
 def _bad_and_good(df_next, t_old: int) -> list[tuple[bytes, bytes, str | None]]:
     """Interleave malformed messages with valid BTC candles: (key, value, expected code)."""
+
     def candle(row, **over):
-        d = {"symbol": "BTC/USDT", "timestamp": int(row.timestamp), "open": row.open,
-             "high": row.high, "low": row.low, "close": row.close, "volume": row.volume,
-             "timeframe": "1m", "source": "test"}
+        d = {
+            "symbol": "BTC/USDT",
+            "timestamp": int(row.timestamp),
+            "open": row.open,
+            "high": row.high,
+            "low": row.low,
+            "close": row.close,
+            "volume": row.volume,
+            "timeframe": "1m",
+            "source": "test",
+        }
         d.update(over)
         return json.dumps(d).encode()
 
@@ -113,8 +123,9 @@ def _bad_and_good(df_next, t_old: int) -> list[tuple[bytes, bytes, str | None]]:
 def test_malformed_messages_go_to_dead_letters_and_lose_nothing(
     worker, env, replayed, data_1m
 ) -> None:
-    day2 = load_candles(data_1m / "BTCUSDT_1m.csv.gz", parse_time(DAY_END),
-                        parse_time("2021-04-06T00:30"))
+    day2 = load_candles(
+        data_1m / "BTCUSDT_1m.csv.gz", parse_time(DAY_END), parse_time("2021-04-06T00:30")
+    )
     t_old = int(replayed["BTC-USDT"]["timestamp"].iloc[100])
     messages = _bad_and_good(day2, t_old)
 
@@ -132,8 +143,9 @@ def test_malformed_messages_go_to_dead_letters_and_lose_nothing(
     wait_for(lambda: window_last(worker, "/windows/BTC-USDT") == last, 60, "BTC window")
     # Every valid candle reached the window, in order, nothing else did.
     status, body = worker.get("/windows/BTC-USDT")
-    expected = load_candles(data_1m / "BTCUSDT_1m.csv.gz", parse_time(DAY_START),
-                            parse_time("2021-04-06T00:30")).tail(WINDOW)
+    expected = load_candles(
+        data_1m / "BTCUSDT_1m.csv.gz", parse_time(DAY_START), parse_time("2021-04-06T00:30")
+    ).tail(WINDOW)
     assert [c["timestamp"] for c in body["candles"]] == expected["timestamp"].tolist()
     assert [c["close"] for c in body["candles"]] == expected["close"].tolist()
 
@@ -156,3 +168,19 @@ def test_malformed_messages_go_to_dead_letters_and_lose_nothing(
     assert "not json" in decode["payload"]
     # The worker is still healthy after all of it.
     assert worker.get("/health")[0] == 200
+
+
+def test_health_reports_broker_lag_models_and_last_candles(worker, replayed) -> None:
+    status, health = worker.get("/health")
+    assert status == 200 and health["status"] == "ok"
+    assert health["broker"]["reachable"] is True
+    lag = {k: v for k, v in health["lag"].items() if k.startswith("market_data[")}
+    assert lag and all(v["lag"] == 0 and not v["stalled"] for v in lag.values())
+    for sym in replayed:
+        assert health["last_candle"][sym.replace("-", "/")] == window_last(
+            worker, f"/windows/{sym}"
+        )
+    # No model trained in this worker's registry: said once, clearly, and no signals.
+    assert "BTC/USDT" in health["models"]["missing"]
+    status, body = worker.get("/signals/BTC-USDT")
+    assert status == 404 and "no signal" in body["error"], body

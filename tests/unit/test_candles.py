@@ -19,8 +19,15 @@ T0 = 1_617_321_600_000
 
 
 def raw(**over: object) -> dict:
-    base = {"symbol": "BTC/USDT", "timestamp": T0, "open": 100.0, "high": 101.0,
-            "low": 99.0, "close": 100.5, "volume": 3.0}
+    base = {
+        "symbol": "BTC/USDT",
+        "timestamp": T0,
+        "open": 100.0,
+        "high": 101.0,
+        "low": 99.0,
+        "close": 100.5,
+        "volume": 3.0,
+    }
     base.update(over)
     return base
 
