@@ -249,5 +249,9 @@ async def trades(self: object, symbol: str | None, db: Path | None) -> None:
 async def bot(self: object) -> None:
     """Run the Discord bot (Vietnamese commands) and post every order to the channel."""
     from tinhieu.bot import serve_bot
+    from tinhieu.bot.token import BotTokenError
 
-    await serve_bot(settings)
+    try:
+        await serve_bot(settings)
+    except BotTokenError as exc:
+        raise SystemExit(str(exc)) from None
