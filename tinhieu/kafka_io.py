@@ -17,7 +17,7 @@ from aiokafka.errors import TopicAlreadyExistsError
 
 
 def bootstrap_servers(broker_url: str) -> list[str]:
-    """``kafka://h1:9092;h2:9092`` -> ``['h1:9092', 'h2:9092']``."""
+    """``kafka://h1:9092;kafka://h2:9092`` (or ``kafka://h1:9092;h2:9092``) -> host:port list."""
     servers = []
     for part in broker_url.split(";"):
         part = part.strip()
@@ -26,6 +26,8 @@ def bootstrap_servers(broker_url: str) -> list[str]:
                 part = part[len(prefix) :]
         if part:
             servers.append(part.rstrip("/"))
+    if not servers:
+        raise ValueError(f"no Kafka server in broker_url {broker_url!r} (TINHIEU_BROKER_URL)")
     return servers
 
 

@@ -24,6 +24,7 @@ from aiokafka.errors import KafkaError
 
 from models.records import Order
 from tinhieu import i18n
+from tinhieu.kafka_io import bootstrap_servers
 from tinhieu.settings import Settings
 
 __all__ = ["ORDERS_TOPIC", "OrdersFeed", "bootstrap_servers", "decode_order", "group_id"]
@@ -69,21 +70,6 @@ _NUMBER_FIELDS = (
     "price", "amount", "fee", "entry_price", "stop_loss", "take_profit", "confidence",
     "cash_after", "pnl",
 )
-
-
-def bootstrap_servers(broker_url: str) -> list[str]:
-    """``kafka://h1:9092;kafka://h2:9092`` (or ``kafka://h1:9092;h2:9092``) -> host:port list."""
-    servers = []
-    for part in broker_url.split(";"):
-        part = part.strip()
-        for scheme in ("kafka://", "aiokafka://"):
-            if part.startswith(scheme):
-                part = part[len(scheme):]
-        if part:
-            servers.append(part.rstrip("/"))
-    if not servers:
-        raise ValueError(f"no Kafka server in broker_url {broker_url!r} (TINHIEU_BROKER_URL)")
-    return servers
 
 
 def group_id(settings: Settings) -> str:
