@@ -153,18 +153,21 @@ def expected_lasts(data_1m: Path, start: int, end: int) -> dict[str, tuple[int, 
     return out
 
 
-def settle(worker: Worker, url: str, lasts: dict, n_orders: int | None, timeout: float) -> None:
-    """Wait until every window holds its last candle and (if known) all orders exist."""
+def settle(worker: Worker, lasts: dict, timeout: float) -> None:
+    """Wait until every window holds its last candle and every book has processed the
+    signal of that candle (orders are delivered before a book moves on)."""
 
     def done() -> bool:
         w = windows(worker)
         if any(not w[n] or w[n][-1]["timestamp"] != lasts[n][0] for n in NAMES):
             return False
-        if n_orders is None:
-            return True
-        return len(distinct_orders(topic(url, "orders"))) >= n_orders
+        for name in NAMES:
+            status, book = worker.get(f"/positions/{name}", timeout=10)
+            if status != 200 or book.get("last_candle_time") != lasts[name][0]:
+                return False
+        return True
 
-    wait_for(done, timeout, "windows and orders to settle", interval=3)
+    wait_for(done, timeout, "windows and books to reach the last candle", interval=3)
 
 
 @pytest.fixture(scope="module")
@@ -186,8 +189,7 @@ def reference(kafka, models_dir, data_1m, tmp_path_factory):
     try:
         ref.wait_ready()
         run_command(env, "replay", *files, "--max", "--start", RANGE[0], "--end", RANGE[1])
-        settle(ref, kafka.url, lasts, None, 600)
-        time.sleep(3)
+        settle(ref, lasts, 900)
         ref_orders = distinct_orders(topic(kafka.url, "orders"))
         ref_windows = windows(ref)
     finally:
@@ -282,8 +284,7 @@ def test_killed_workers_and_a_broker_restart_lose_and_duplicate_nothing(
                 w.start()
         for w in workers:
             w.wait_ready(timeout=180)
-        settle(workers[0], broker.url, lasts, len(ref_orders), 900 if LONG else 300)
-        time.sleep(3)
+        settle(workers[0], lasts, 900 if LONG else 300)
         chaos_orders_raw = topic(broker.url, "orders")
         chaos_orders = distinct_orders(chaos_orders_raw)
         chaos_windows = windows(workers[1])  # any worker answers for any symbol
