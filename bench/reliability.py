@@ -156,9 +156,14 @@ class Run:
         asyncio.run(ensure_topics(url, ["market_data"], PARTITIONS))
         workers = [Worker(self.env(url, f"{app_id}-{prefix}{i}", app_id),
                           self.tmp / f"{app_id}-{prefix}{i}.log").start() for i in range(n)]
-        for w in workers:
-            w.wait_ready(timeout=180)
-        wait_until_balanced(workers)
+        try:
+            for w in workers:
+                w.wait_ready(timeout=180)
+            wait_until_balanced(workers)
+        except BaseException:  # never leave a worker behind
+            for w in workers:
+                w.stop()
+            raise
         return workers
 
 
