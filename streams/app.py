@@ -21,6 +21,10 @@ log = logging.getLogger("tinhieu")
 def create_app(settings: Settings) -> faust.App:
     """Build the Faust app from the settings (the only place app options are chosen)."""
     i18n.set_language(settings.log_language)
+    if settings.processing_guarantee == "exactly_once":
+        from streams import faust_patches
+
+        faust_patches.apply()
     data_dir = settings.data_dir.resolve()
     (data_dir / "faust").mkdir(parents=True, exist_ok=True)
     return faust.App(
@@ -39,6 +43,9 @@ def create_app(settings: Settings) -> faust.App:
         web_port=settings.web_port,
         canonical_url=settings.advertised_url,
         consumer_auto_offset_reset="earliest",
+        # A topic that appears after the consumer subscribed (a worker on a fresh broker
+        # creates it itself) is picked up at the next metadata refresh: 10 s, not 5 min.
+        consumer_metadata_max_age_ms=10_000,
         autodiscover=False,
         # A crashed agent is restarted by its supervisor; bad messages never crash it.
         stream_wait_empty=False,

@@ -7,6 +7,7 @@ in its own process group and is waited for, so nothing is left behind.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import signal
@@ -17,7 +18,7 @@ import time
 from pathlib import Path
 
 from tinhieu.kafka_embedded import EmbeddedKafka, EmbeddedKafkaError
-from tinhieu.kafka_io import bootstrap_servers
+from tinhieu.kafka_io import bootstrap_servers, ensure_topics
 from tinhieu.settings import SettingsError, load_settings
 
 
@@ -69,6 +70,17 @@ def main() -> int:
             return 2
         env["TINHIEU_BROKER_URL"] = broker.url
         print(f"[KHOI TAO] Kafka ready at {broker.bootstrap}", flush=True)
+    try:  # topics first, so the worker subscribes to topics that exist
+        asyncio.run(
+            ensure_topics(
+                env.get("TINHIEU_BROKER_URL", settings.broker_url),
+                ["market_data", "signals", "orders", "dead_letters"],
+                settings.partitions,
+                settings.replicas,
+            )
+        )
+    except Exception as exc:  # the worker declares them too; say so and go on
+        print(f"[CANH BAO] could not create the topics up front: {exc}", file=sys.stderr)
     faust_bin = Path(sys.executable).with_name("faust")
     worker = subprocess.Popen(
         [str(faust_bin), "-A", "streams.app", "worker", "-l", "info"],

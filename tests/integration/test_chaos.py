@@ -255,10 +255,19 @@ def test_killed_workers_and_a_broker_restart_lose_and_duplicate_nothing(
                 stderr=subprocess.DEVNULL,
             )
 
+        crashed: list[str] = []  # workers that died by themselves: a failure, not chaos
+
+        def check_alive() -> None:
+            for i, w in enumerate(workers):
+                if w.proc is not None and w.proc.poll() is not None:
+                    crashed.append(f"w{i} exited {w.proc.returncode}")
+                    w.start()
+
         def chaos_while(proc: subprocess.Popen[bytes], target: int) -> int:
             done = 0
             while proc.poll() is None or done < target:
                 time.sleep(rng.uniform(1.0, 5.0 if not LONG else 6.0))
+                check_alive()
                 victim = rng.choice(workers)
                 victim.kill()
                 time.sleep(rng.uniform(0.5, 3.0))
@@ -271,7 +280,11 @@ def test_killed_workers_and_a_broker_restart_lose_and_duplicate_nothing(
 
         first = replay_half(start, middle)
         kills += chaos_while(first, MIN_KILLS // 2)
-        # The broker goes away and comes back while the workers run.
+        # The broker goes away and comes back while the workers run (both up: a worker
+        # that is still starting when the broker vanishes cannot bootstrap and exits).
+        check_alive()
+        for w in workers:
+            w.wait_ready(timeout=180)
         broker.stop()
         time.sleep(3)
         broker.start()
@@ -279,9 +292,7 @@ def test_killed_workers_and_a_broker_restart_lose_and_duplicate_nothing(
         second = replay_half(middle, end)
         kills += chaos_while(second, MIN_KILLS - MIN_KILLS // 2)
 
-        for w in workers:
-            if w.proc is None or w.proc.poll() is not None:
-                w.start()
+        check_alive()
         for w in workers:
             w.wait_ready(timeout=180)
         settle(workers[0], lasts, 900 if LONG else 300)
@@ -289,8 +300,10 @@ def test_killed_workers_and_a_broker_restart_lose_and_duplicate_nothing(
         chaos_orders = distinct_orders(chaos_orders_raw)
         chaos_windows = windows(workers[1])  # any worker answers for any symbol
         letters = topic(broker.url, "dead_letters")
+        check_alive()
         for w in workers:
             w.stop()
+        logs = "".join(w.log_path.read_text(errors="replace") for w in workers)
     finally:
         broker.stop()
 
@@ -300,6 +313,8 @@ def test_killed_workers_and_a_broker_restart_lose_and_duplicate_nothing(
         f"{resent} re-sent order messages (same id), {len(letters)} dead letters"
     )
     assert kills >= MIN_KILLS
+    assert not crashed, f"workers died by themselves: {crashed}"
+    assert "ConsistencyError" not in logs
     assert chaos_orders == ref_orders  # zero lost, zero different
     assert trade_log_ids(db) == sorted(ref_orders)  # each order exactly once in SQLite
     assert chaos_windows == ref_windows
