@@ -23,6 +23,7 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from models.records import Order
+from tests.fakes.records import order_fields
 from tinhieu.bot.commands import channel_poster, create_bot
 from tinhieu.bot.orders_feed import ORDERS_TOPIC, OrdersFeed
 from tinhieu.bot.service import TradingService
@@ -39,25 +40,7 @@ class NoExchange:
 
 
 def order(order_id: str, side: str = "BUY", **changes: Any) -> Order:
-    fields: dict[str, Any] = {
-        "id": order_id,
-        "symbol": "BTC/USDT",
-        "side": side,
-        "status": "FILLED",
-        "price": 84100.0,
-        "amount": 0.112958,
-        "fee": 9.5,
-        "entry_price": 84100.0,
-        "stop_loss": 82418.0,
-        "take_profit": 88305.0,
-        "confidence": 0.724,
-        "reason": "signal",
-        "candle_time": 1_742_540_700_000,
-        "fill_time": 1_742_540_760_000,
-        "model_version": "ens-it",
-        "cash_after": 490.5,
-        "pnl": 0.0,
-    }
+    fields = order_fields(id=order_id, side=side, model_version="ens-it")
     fields.update(changes)
     return Order(**fields)
 

@@ -29,6 +29,7 @@ import pytest
 from aiohttp import ClientSession, web
 from discord.ext import commands
 
+from tests.fakes.records import ORDER_FIELDS
 from tinhieu.bot import run_bot
 from tinhieu.bot.commands import channel_poster, create_bot
 from tinhieu.bot.messages import order_embed
@@ -425,25 +426,7 @@ async def test_a_bug_gets_a_generic_reply_and_a_log_line(
 
 # --- the orders feed's pieces (the loop itself: tests/integration/test_bot_orders.py) -------
 
-ORDER = {
-    "id": "BTC/USDT-1742540700000-ens-20250321",
-    "symbol": "BTC/USDT",
-    "side": "BUY",
-    "status": "FILLED",
-    "price": 84100.0,
-    "amount": 0.112958,
-    "fee": 9.5,
-    "entry_price": 84100.0,
-    "stop_loss": 82418.0,
-    "take_profit": 88305.0,
-    "confidence": 0.724,
-    "reason": "signal",
-    "candle_time": 1_742_540_700_000,
-    "fill_time": 1_742_540_760_000,
-    "model_version": "ens-20250321",
-    "cash_after": 490.5,
-    "pnl": 0.0,
-}
+ORDER = ORDER_FIELDS
 
 
 def test_decode_order_reads_the_wire_json() -> None:
