@@ -80,30 +80,37 @@ async def predict_signal(
 ) -> None:
     """Features then ensemble for one new candle; a Signal once features are warm.
 
-    A re-delivered candle (after a crash) is not predicted again (the feature state is
-    already past it): its stored signal, if any, is sent again. The broker is idempotent
-    per candle, so a signal that did reach Kafka the first time does no harm.
+    Whether the candle was already predicted is decided by this step's own state (the
+    feature state's last candle), not by the window: after a crash the window's changelog
+    write may have survived while the feature state's did not, and skipping the candle
+    then would leave a hole in the incremental indicators. A candle already predicted is
+    not predicted again; its signal is sent again (the broker is idempotent per candle),
+    from the feature-state value itself when it is the latest (one atomic write), else
+    from ``candle_to_signal``.
     """
+    del window, redelivered
     key = symbol.encode()
-    features = symbol_to_features.get(key)
+    stored = symbol_to_features.get(key)
+    features = stored.get("state") if stored else None
     if features and (features.get("last_ts") or 0) >= bar.ts:
-        redelivered = True  # the feature state is already past this candle (crash recovery)
-    if redelivered:
-        symbol_to_features[key] = features  # re-log the current state
-        again = candle_to_signal.get(candle_key(symbol, bar.ts))
-        if again is not None:
+        symbol_to_features[key] = stored  # re-log: the local store may be ahead of Kafka
+        again = stored.get("signal")
+        if not again or again.get("candle_time") != bar.ts:
+            again = candle_to_signal.get(candle_key(symbol, bar.ts))
+        if again:
             await signals_topic.send(key=symbol, value=Signal.from_data(again))
         return
     ensemble = models.get(symbol)
     state, verdict = predict_candle(features, bar, ensemble)
-    symbol_to_features[key] = state
     if ensemble is None or not verdict.features_ready:
+        symbol_to_features[key] = {"state": state, "signal": None}
         return
     signal = make_signal(symbol, bar, verdict, ensemble.model_version)
     latency_ms.append(verdict.latency_ms)
     del latency_ms[:-1000]
     data = signal.asdict()
     data["votes"] = [v.asdict() for v in signal.votes]
+    symbol_to_features[key] = {"state": state, "signal": data}
     symbol_to_signal[key] = data
     candle_to_signal[candle_key(symbol, bar.ts)] = data
     expired = candle_key(symbol, bar.ts - SIGNAL_MEMORY * settings.timeframe_ms)

@@ -12,7 +12,7 @@ symbol_to_features = app.Table(
     default=None,
     partitions=settings.partitions,
     key_type=bytes,
-    help="Incremental indicator state (FeatureState.to_dict) per symbol.",
+    help="Per symbol: {'state': FeatureState.to_dict(), 'signal': that candle's Signal}.",
 )
 
 symbol_to_signal = app.Table(
