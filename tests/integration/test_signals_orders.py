@@ -113,13 +113,21 @@ def _run(kafka, data_dir, data_1m, tmp_path, guarantee):
         key = lambda o: (o["id"], o["side"], o["price"], o["amount"], o["reason"])  # noqa: E731
         assert sorted(map(key, live)) == sorted(map(key, offline))
 
-        status, latest = worker.get("/signals/BTC-USDT")
-        assert status == 200 and latest["candle_time"] == int(
-            frames["BTC/USDT"]["timestamp"].iloc[-1]
+        # The views read the worker's tables, which the agents update as they go: wait
+        # (bounded) until the latest signal and the book describe the last candle.
+        last_btc = int(frames["BTC/USDT"]["timestamp"].iloc[-1])
+        last_eth = int(frames["ETH/USDT"]["timestamp"].iloc[-1])
+        wait_for(
+            lambda: worker.get("/signals/BTC-USDT"),
+            60,
+            "the latest BTC signal",
+            ready=lambda r: r[0] == 200 and r[1]["candle_time"] == last_btc,
         )
-        status, book = worker.get("/positions/ETH-USDT")
-        assert status == 200 and book["last_candle_time"] == int(
-            frames["ETH/USDT"]["timestamp"].iloc[-1]
+        wait_for(
+            lambda: worker.get("/positions/ETH-USDT"),
+            60,
+            "the ETH book",
+            ready=lambda r: r[0] == 200 and r[1]["last_candle_time"] == last_eth,
         )
         status, allbooks = worker.get("/positions")
         assert status == 200 and set(allbooks["positions"]) >= set(SYMBOLS)
