@@ -79,6 +79,21 @@ class Settings(BaseSettings):
         description="A worker silent this long is presumed dead and its partitions move.",
     )
     log_language: Literal["vi", "en"] = Field("vi", description="Language of log messages.")
+    future_tolerance_timeframes: float = Field(
+        2.0,
+        ge=0,
+        le=1000,
+        description="A candle whose open time lies more than this many timeframes after the "
+        "current time is refused (dead letter future_time): a wrong clock or a forged "
+        "timestamp would otherwise block the symbol's window until that time.",
+    )
+    max_message_bytes: int = Field(
+        65_536,
+        ge=1024,
+        le=10_485_760,
+        description="Largest market_data message value, in bytes, the agent will decode; "
+        "larger ones become dead letters (too_large) without being parsed.",
+    )
 
     # --- exchange ingest ------------------------------------------------------------
     ingest_enabled: bool = Field(True, description="Leader polls the exchange for candles.")
