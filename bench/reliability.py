@@ -26,7 +26,7 @@ Prints its figures, asserts nothing about speed. About 3-4 minutes on 2 cores (p
 of training). Results and their meaning: docs/RELIABILITY.md.
 
     .venv/bin/python bench/reliability.py [--days 1] [--start 2021-04-21] [--kills 3]
-        [--speed 600] [--guarantee at_least_once|exactly_once] [--models-dir DIR]
+        [--speed 600] [--models-dir DIR]
         [--skip-failover] [--skip-recovery] [--keep DIR]
 
 ``--models-dir`` reuses models trained by an earlier run (``--keep DIR`` keeps the run's
@@ -363,8 +363,7 @@ def main() -> None:
     parser.add_argument("--kills", type=int, default=3, help="SIGKILLs in the failover phase")
     parser.add_argument("--speed", type=float, default=600.0,
                         help="failover replay speed (market seconds per second)")
-    parser.add_argument("--guarantee", default="at_least_once",
-                        choices=["at_least_once", "exactly_once"])
+    parser.add_argument("--guarantee", default="at_least_once", choices=["at_least_once"])
     parser.add_argument("--models-dir", type=Path, default=None,
                         help="reuse trained models (default: train into the run folder)")
     parser.add_argument("--skip-failover", action="store_true")

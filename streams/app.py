@@ -21,10 +21,6 @@ log = logging.getLogger("tinhieu")
 def create_app(settings: Settings) -> faust.App:
     """Build the Faust app from the settings (the only place app options are chosen)."""
     i18n.set_language(settings.log_language)
-    if settings.processing_guarantee == "exactly_once":
-        from streams import faust_patches
-
-        faust_patches.apply()
     data_dir = settings.data_dir.resolve()
     (data_dir / "faust").mkdir(parents=True, exist_ok=True)
     return faust.App(

@@ -107,7 +107,7 @@ class RiskConfig:
             position_size_pct=float(settings.position_size_pct),
             stop_loss_pct=float(settings.stop_loss_pct),
             take_profit_pct=float(settings.take_profit_pct),
-            commission_pct=float(settings.commission_pct),
+            commission_pct=float(settings.fee_pct),
             min_confidence=float(settings.min_confidence),
         )
 

@@ -118,7 +118,14 @@ class Settings(BaseSettings):
     model_dir: Path | None = Field(None, description="Model registry; default data_dir/models.")
     label_horizon: int = Field(5, ge=1, le=1440, description="Candles ahead for the label.")
     label_threshold_pct: float = Field(0.25, ge=0, description="Move that counts as UP/DOWN.")
-    fee_pct: float = Field(0.1, ge=0, le=5, description="Fee per side, percent.")
+    fee_pct: float = Field(
+        0.1,
+        ge=0,
+        le=5,
+        validation_alias=AliasChoices("TINHIEU_FEE_PCT", "TINHIEU_COMMISSION_PCT", "fee_pct"),
+        description="Exchange fee per side, percent: the broker's commission and the cost "
+        "the labels are net of (one setting for both).",
+    )
     min_confidence: float = Field(0.6, ge=0, le=1, description="Below it the signal is NEUTRAL.")
     ensemble_weights: str | None = Field(
         None, description="rf=1,svm=1,lr=1; default from walk-forward scores."
@@ -129,7 +136,6 @@ class Settings(BaseSettings):
     position_size_pct: float = Field(95.0, gt=0, le=100, description="Cash share per entry.")
     stop_loss_pct: float = Field(2.0, gt=0, lt=100)
     take_profit_pct: float = Field(5.0, gt=0)
-    commission_pct: float = Field(0.1, ge=0, lt=10)
     trade_db: Path | None = Field(None, description="SQLite trade log; default data_dir/trades.db")
 
     # --- Discord bot ----------------------------------------------------------------
@@ -157,6 +163,20 @@ class Settings(BaseSettings):
     def _split_urls(cls, value: object) -> tuple[str, ...]:
         items = value.split(",") if isinstance(value, str) else list(value)  # type: ignore[call-overload]
         return tuple(str(u).strip().rstrip("/") for u in items if str(u).strip())
+
+    @field_validator("processing_guarantee")
+    @classmethod
+    def _refuse_exactly_once(cls, value: str) -> str:
+        if value == "exactly_once":
+            raise ValueError(
+                "exactly_once is refused: with faust-streaming 0.15 its Kafka transactions "
+                "produced different orders than a clean run after killed workers, and a "
+                "surviving worker stalled for minutes on takeover (docs/RELIABILITY.md). "
+                "Use at_least_once (the default): every effect is idempotent (deterministic "
+                "order ids, UNIQUE trade-log rows, per-symbol last-candle markers), so "
+                "re-delivery never places a second order"
+            )
+        return value
 
     @field_validator("broker_url")
     @classmethod
@@ -205,7 +225,8 @@ def load_settings(**overrides: object) -> Settings:
         lines = []
         for err in exc.errors():
             field = ".".join(str(p) for p in err["loc"]) or "?"
-            env = f"TINHIEU_{field.upper()}"
+            env = field.upper()
+            env = env if env.startswith("TINHIEU_") else f"TINHIEU_{env}"
             shown = "<hidden>" if _SECRET.search(field) else repr(err.get("input"))
             lines.append(f"  {field} ({env}): {err['msg']} (got {shown})")
         raise SettingsError("invalid settings:\n" + "\n".join(lines)) from None
