@@ -104,9 +104,21 @@ FEATURE_SCHEMA_VERSION: str = "f1-" + hashlib.sha256(
     json.dumps({"names": FEATURE_NAMES, "model": MODEL_FEATURES, "params": _PARAMS}).encode()
 ).hexdigest()[:8]
 
-WARMUP: int = max(max(SMA_LENGTHS), MACD_SLOW + MACD_SIGNAL - 1, max(RETURN_HORIZONS) + 1,
-                  max(VOLATILITY_LENGTHS) + 1, BB_LENGTH, VOLUME_SMA)
-"""Candles needed before the first complete feature row (row ``WARMUP - 1``)."""
+FIRST_COMPLETE: int = max(max(SMA_LENGTHS), MACD_SLOW + MACD_SIGNAL - 1,
+                          max(RETURN_HORIZONS) + 1, max(VOLATILITY_LENGTHS) + 1, BB_LENGTH,
+                          VOLUME_SMA)
+"""Candles needed before every indicator has a value (SMA_50: 50)."""
+
+WARMUP: int = 300
+"""Candles until the indicators have settled: the first feature row, hence the first signal,
+is the one of candle ``WARMUP`` (row ``WARMUP - 1``), in training, backtest and live alike.
+
+RSI and MACD are recursive (EMA/RMA) and seeded from the first candles of a series: 50
+candles give every column a value, but the seed still moves them by up to a few percent.
+After 300 candles the seed's weight is below 1e-9 ((13/14)^300 for the RSI's RMA, (25/27)^300
+for MACD's slow EMA), so a live worker that started at any point of history and a backtest
+that warmed up on the candles before its range compute the same features. The exchange
+back-fill (``backfill_candles``, default 300) gives a fresh worker exactly this warm-up."""
 
 _COLUMNS = ("timestamp", "open", "high", "low", "close", "volume")
 
@@ -153,7 +165,7 @@ def compute_features(df: pd.DataFrame) -> pd.DataFrame:
     -------
     pandas.DataFrame
         Columns ``FEATURE_NAMES``, same index as ``df``. Row ``t`` depends only on rows
-        ``0..t``; rows before ``WARMUP - 1`` hold NaN in some columns.
+        ``0..t``; rows before ``WARMUP - 1`` (indicators not settled) are all NaN.
 
     Raises
     ------
@@ -219,7 +231,9 @@ def compute_features(df: pd.DataFrame) -> pd.DataFrame:
         angle = _day_angle(ts)
         out["hour_sin"] = np.sin(angle)
         out["hour_cos"] = np.cos(angle)
-    return pd.DataFrame({name: out[name] for name in FEATURE_NAMES}, index=idx)
+    frame = pd.DataFrame({name: out[name] for name in FEATURE_NAMES}, index=idx, copy=True)
+    frame.iloc[: min(WARMUP - 1, n)] = np.nan  # the same rule as FeatureState.update
+    return frame
 
 
 def _safe_ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:

@@ -17,6 +17,7 @@ from tinhieu.features import (
     FEATURE_SCHEMA_VERSION,
     MODEL_FEATURES,
     SEED_FEATURES,
+    FIRST_COMPLETE,
     WARMUP,
     FeatureError,
     FeatureState,
@@ -61,11 +62,26 @@ def test_names_schema_and_warmup() -> None:
         MODEL_FEATURES
     ), "raw price levels must not reach the models"
     assert FEATURE_SCHEMA_VERSION.startswith("f1-")
-    assert WARMUP <= 52
+    # Every indicator has a value long before the first row is given out: the first row is
+    # the one where the recursive indicators have settled (the same in training and live).
+    assert FIRST_COMPLETE <= 52 < WARMUP == 300
+
+
+def test_settled_rows_do_not_depend_on_where_the_history_starts(candles: pd.DataFrame) -> None:
+    """After WARMUP candles, a series started 700 candles later gives the same features."""
+    late = compute_features(candles.iloc[700:1500].reset_index(drop=True))
+    early = compute_features(candles.iloc[:1500])
+    row = 700 + WARMUP - 1
+    np.testing.assert_allclose(
+        late[list(MODEL_FEATURES)].iloc[WARMUP - 1].to_numpy(),
+        early[list(MODEL_FEATURES)].iloc[row].to_numpy(),
+        rtol=1e-6,
+        atol=1e-9,
+    )
 
 
 def test_warmup_rows_are_nan_then_complete(batch: pd.DataFrame) -> None:
-    assert batch.iloc[: WARMUP - 1].isna().any(axis=1).all()
+    assert batch.iloc[: WARMUP - 1].isna().all(axis=1).all()
     assert batch.iloc[WARMUP - 1 :].notna().all().all()
 
 
@@ -117,7 +133,7 @@ def test_seed_features_are_pandas_ta_values(candles: pd.DataFrame, batch: pd.Dat
     for name, series in expected.items():
         _close(batch[name].to_numpy()[rows], series.to_numpy()[rows])
     for name in ("open", "high", "low", "close", "volume"):
-        assert (batch[name] == candles[name]).all()
+        assert (batch[name].iloc[rows] == candles[name].iloc[rows]).all()
 
 
 def test_scale_free_features_do_not_depend_on_price_level(candles: pd.DataFrame) -> None:
