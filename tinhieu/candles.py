@@ -13,15 +13,32 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, NamedTuple
 
+from tinhieu.settings import TIMEFRAME_MS
 from tinhieu.symbols import UnknownSymbolError, normalize
 
 REQUIRED_FIELDS = ("symbol", "timestamp", "open", "high", "low", "close", "volume")
 MAX_GAPS_KEPT = 50
+
+# Open times every candle must lie in, whatever the clock says. Nothing traded as a crypto
+# asset before 2009-01-01 (Bitcoin's first block is 2009-01-03), and a time after 3000-01-01
+# is a wrong unit or a corrupt value. Inside these bounds an old candle is harmless data (a
+# fresh symbol may start with 2010 history); one older than a window's newest candle is
+# refused by ``apply_candle`` as ``out_of_order``. The future is bounded by the clock
+# (``now_ms``) where there is one: see ``validate_candle``.
+MIN_OPEN_MS = 1_230_768_000_000  # 2009-01-01T00:00:00Z
+MAX_OPEN_MS = 32_503_680_000_000  # 3000-01-01T00:00:00Z
+# No real price or per-candle volume comes near this; it keeps squares and sums in the
+# feature maths finite (1e18 squared is 1e36, far from float overflow at 1.8e308).
+MAX_VALUE = 1e18
+_DECIMAL = re.compile(r"-?[0-9]+(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?")  # JSON number, ASCII only
+_BOM = b"\xef\xbb\xbf"
 
 
 class Bar(NamedTuple):
@@ -36,7 +53,48 @@ class Bar(NamedTuple):
 
 
 class CandleError(ValueError):
-    """A candle that must not enter a window. ``code`` is machine-readable."""
+    """A candle that must not enter a window. ``code`` is machine-readable.
+
+    Codes of ``candle_from_message`` (each becomes a dead letter with that code):
+
+    ``too_large``
+        the raw value is longer than ``max_bytes`` (checked before any decoding).
+    ``decode_error``
+        no value (tombstone), empty or blank, not UTF-8, a UTF-8 byte order mark, not JSON
+        (also NaN-free syntax errors, numbers of more than 4300 digits, nesting too deep for
+        the parser), or JSON that is not an object.
+    ``duplicate_field``
+        the same field twice in one object: readers disagree on which one counts.
+    ``missing_field``
+        a required field is absent or null.
+    ``invalid_type``
+        symbol not text; timestamp not an integer number of ms (strings, booleans and
+        fractions are refused); a price or volume that is a boolean, a list, an object or
+        a string that is not a plain decimal number (``"123.4"`` is accepted: exchanges
+        send prices as strings); ``timeframe`` not text.
+    ``non_finite``
+        NaN, Infinity, or a number too large for a float (``1e309``).
+    ``unknown_symbol``
+        the candle's symbol is not a supported one.
+    ``wrong_timeframe``
+        the optional ``timeframe`` field names another timeframe than the app's.
+    ``invalid_time``
+        open time before 2009-01-01 or from 3000-01-01 on (often seconds or microseconds
+        instead of milliseconds).
+    ``misaligned_time``
+        open time not a multiple of the timeframe.
+    ``future_time``
+        open time more than the tolerance after ``now_ms``.
+    ``invalid_price`` / ``invalid_volume`` / ``invalid_range``
+        price not positive or above 1e18, volume negative or above 1e18, high/low not
+        enclosing open and close.
+    ``missing_key`` / ``key_mismatch``
+        the message has no key, or its key is not the candle's normalized symbol as UTF-8.
+
+    ``apply_candle`` adds ``conflicting_duplicate`` and ``out_of_order``. Fields other than
+    the required ones and ``timeframe`` are ignored (``source``, or what a newer producer
+    adds): they cannot change the window.
+    """
 
     def __init__(self, code: str, reason: str) -> None:
         self.code = code
@@ -50,62 +108,206 @@ class ValidCandle:
     bar: Bar
 
 
-def decode_candle(raw: bytes | str | Mapping[str, Any]) -> dict[str, Any]:
-    """Bytes or text of a JSON object -> dict; raises ``CandleError('decode_error')``."""
+def _short(value: object, limit: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[: limit - 15]}... ({len(text)} chars)"
+
+
+def _clip(text: str, limit: int = 160) -> str:
+    return text if len(text) <= limit else f"{text[: limit - 3]}..."
+
+
+def _iso(ms: int) -> str:
+    try:
+        return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    except (OverflowError, ValueError, OSError):
+        return "out of calendar range"
+
+
+def _unique_fields(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj: dict[str, Any] = {}
+    for name, value in pairs:
+        if name in obj:
+            raise CandleError(
+                "duplicate_field",
+                f"field {_short(name)} appears twice ({_short(obj[name])} and {_short(value)}); "
+                "send each field once",
+            )
+        obj[name] = value
+    return obj
+
+
+def decode_candle(
+    raw: bytes | str | Mapping[str, Any] | None, *, max_bytes: int | None = None
+) -> dict[str, Any]:
+    """Bytes or text of one JSON object -> dict; raises ``CandleError``.
+
+    ``max_bytes`` bounds the size of ``raw`` before anything is decoded (``too_large``).
+    Every failure of the JSON parser, ``RecursionError`` included, is ``decode_error``;
+    nothing else escapes. A mapping is taken as already decoded.
+    """
     if isinstance(raw, Mapping):
         return dict(raw)
+    if raw is None:
+        raise CandleError(
+            "decode_error",
+            "the message has no value (null or tombstone); market_data messages carry one "
+            "candle as a JSON object",
+        )
+    if isinstance(raw, (bytearray, memoryview)):
+        raw = bytes(raw)
+    if not isinstance(raw, (bytes, str)):
+        raise CandleError("decode_error", f"expected bytes or text, got {type(raw).__name__}")
+    if max_bytes is not None:
+        # A str is at least one byte per character: only encode it when that could fit.
+        size = len(raw) if isinstance(raw, bytes) or len(raw) > max_bytes else len(raw.encode())
+        if size > max_bytes:
+            raise CandleError(
+                "too_large",
+                f"message of {size} bytes is larger than max_message_bytes={max_bytes}; a "
+                "candle is a few hundred bytes: fix the producer, or raise "
+                "TINHIEU_MAX_MESSAGE_BYTES if such messages are meant",
+            )
+    if isinstance(raw, bytes):
+        if raw.startswith(_BOM):
+            raise CandleError(
+                "decode_error",
+                "value starts with a UTF-8 byte order mark; producers must write UTF-8 JSON "
+                "without BOM (RFC 8259)",
+            )
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise CandleError(
+                "decode_error",
+                f"value is not UTF-8 text (byte {_short(raw[exc.start : exc.start + 1])} at "
+                f"position {exc.start}); producers must write UTF-8 JSON",
+            ) from None
+    else:
+        text = raw
+    if not text.strip():
+        raise CandleError(
+            "decode_error", f"value is empty or blank ({_short(text, 40)}); expected a JSON object"
+        )
     try:
-        obj = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError, TypeError) as exc:
-        raise CandleError("decode_error", f"not JSON: {exc}") from None
+        obj = json.loads(text, object_pairs_hook=_unique_fields)
+    except CandleError:
+        raise
+    except RecursionError:
+        raise CandleError(
+            "decode_error", "JSON nested too deeply to parse; a candle is one flat object"
+        ) from None
+    except Exception as exc:  # the parser's own errors, and ValueError for 4300+ digits
+        raise CandleError("decode_error", f"not JSON: {_clip(str(exc))}") from None
     if not isinstance(obj, dict):
-        raise CandleError("decode_error", f"expected a JSON object, got {type(obj).__name__}")
+        raise CandleError(
+            "decode_error", f"expected a JSON object, got {type(obj).__name__} {_short(obj, 60)}"
+        )
     return obj
 
 
 def _number(d: Mapping[str, Any], name: str) -> float:
     value = d[name]
-    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-        raise CandleError("invalid_type", f"{name} must be a number, got {value!r}")
-    try:
-        number = float(value)
-    except ValueError:
-        raise CandleError("invalid_type", f"{name} must be a number, got {value!r}") from None
+    if isinstance(value, str) and _DECIMAL.fullmatch(value):
+        number = float(value)  # never raises for this syntax; 1e999 gives inf
+    elif isinstance(value, (int, float)) and not isinstance(value, bool):
+        try:
+            number = float(value)
+        except OverflowError:
+            number = math.inf
+    else:
+        raise CandleError(
+            "invalid_type",
+            f'{name} must be a number (or a decimal string like "123.4"), got {_short(value)}',
+        )
     if not math.isfinite(number):
-        raise CandleError("non_finite", f"{name} is not finite: {value!r}")
+        raise CandleError("non_finite", f"{name} is not a finite number: {_short(value)}")
     return number
 
 
+def _open_time(value: Any) -> int:
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)  # 1617321600000.0 is an integer; floats hold ms exactly to 2**53
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise CandleError(
+            "invalid_type", f"timestamp must be integer ms since 1970 UTC, got {_short(value)}"
+        )
+    if not MIN_OPEN_MS <= value < MAX_OPEN_MS:
+        hint = ""
+        if MIN_OPEN_MS // 1000 <= value < MAX_OPEN_MS // 1000:
+            hint = "; it looks like seconds: send milliseconds"
+        elif MIN_OPEN_MS * 1000 <= value < MAX_OPEN_MS * 1000:
+            hint = "; it looks like microseconds: send milliseconds"
+        raise CandleError(
+            "invalid_time",
+            f"timestamp {_short(value, 40)} ({_iso(value)}) is outside 2009-01-01..3000-01-01"
+            f"{hint}",
+        )
+    return value
+
+
 def validate_candle(
-    d: Mapping[str, Any], supported: Iterable[str], timeframe_ms: int
+    d: Mapping[str, Any],
+    supported: Iterable[str],
+    timeframe_ms: int,
+    *,
+    now_ms: int | None = None,
+    future_tolerance_ms: int | None = None,
 ) -> ValidCandle:
-    """Check every field of a decoded candle; raise ``CandleError`` with the first problem."""
+    """Check every field of a decoded candle; raise ``CandleError`` with the first problem.
+
+    With ``now_ms`` (the caller's clock), an open time later than ``now_ms`` plus
+    ``future_tolerance_ms`` (0 when not given) is ``future_time``: such a candle would make
+    every real candle after it ``out_of_order`` until that time comes. Without ``now_ms``
+    (backtests, offline files) only the fixed bounds of ``MIN_OPEN_MS``/``MAX_OPEN_MS`` hold.
+    See ``CandleError`` for the codes.
+    """
     missing = [f for f in REQUIRED_FIELDS if f not in d or d[f] is None]
     if missing:
         raise CandleError("missing_field", f"missing field(s): {', '.join(missing)}")
+    if not isinstance(d["symbol"], str):
+        raise CandleError("invalid_type", f"symbol must be text, got {_short(d['symbol'])}")
     try:
-        symbol = normalize(str(d["symbol"]), supported)
+        symbol = normalize(d["symbol"], supported)
     except UnknownSymbolError as exc:
-        raise CandleError("unknown_symbol", str(exc)) from None
-    ts_value = d["timestamp"]
-    if isinstance(ts_value, bool) or not isinstance(ts_value, (int, float)):
-        raise CandleError("invalid_type", f"timestamp must be integer ms, got {ts_value!r}")
-    if not math.isfinite(float(ts_value)) or float(ts_value) != int(ts_value):
-        raise CandleError("invalid_type", f"timestamp must be integer ms, got {ts_value!r}")
-    ts = int(ts_value)
-    if ts <= 0:
-        raise CandleError("invalid_time", f"timestamp must be positive, got {ts}")
+        raise CandleError(
+            "unknown_symbol",
+            f"unknown symbol {_short(d['symbol'], 40)}; supported symbols: "
+            f"{_clip(', '.join(exc.supported), 200)} (TINHIEU_SYMBOLS)",
+        ) from None
+    timeframe = d.get("timeframe")
+    if timeframe is not None:
+        if not isinstance(timeframe, str):
+            raise CandleError("invalid_type", f"timeframe must be text, got {_short(timeframe)}")
+        if TIMEFRAME_MS.get(timeframe) != timeframe_ms:
+            raise CandleError(
+                "wrong_timeframe",
+                f"a {_short(timeframe, 20)} candle in a {timeframe_ms // 1000}s app; each app "
+                "reads one timeframe (TINHIEU_TIMEFRAME)",
+            )
+    ts = _open_time(d["timestamp"])
     if ts % timeframe_ms:
         raise CandleError(
             "misaligned_time",
-            f"timestamp {ts} is not aligned to the {timeframe_ms // 1000}s timeframe",
+            f"timestamp {ts} ({_iso(ts)}) is not aligned to the {timeframe_ms // 1000}s timeframe",
+        )
+    tolerance = future_tolerance_ms or 0
+    if now_ms is not None and ts > now_ms + tolerance:
+        raise CandleError(
+            "future_time",
+            f"open time {ts} ({_iso(ts)}) is {(ts - now_ms) / timeframe_ms:.1f} timeframes "
+            f"after now ({_iso(now_ms)}), more than the {tolerance / timeframe_ms:g} allowed "
+            "(TINHIEU_FUTURE_TOLERANCE_TIMEFRAMES); check the producer's clock and that "
+            "timestamps are ms UTC",
         )
     o, h, low, c, v = (_number(d, f) for f in ("open", "high", "low", "close", "volume"))
     for name, price in (("open", o), ("high", h), ("low", low), ("close", c)):
-        if price <= 0:
-            raise CandleError("invalid_price", f"{name} must be positive, got {price}")
-    if v < 0:
-        raise CandleError("invalid_volume", f"volume must not be negative, got {v}")
+        if not 0 < price <= MAX_VALUE:
+            raise CandleError(
+                "invalid_price", f"{name} must be positive and at most {MAX_VALUE:g}, got {price}"
+            )
+    if not 0 <= v <= MAX_VALUE:
+        raise CandleError("invalid_volume", f"volume must be between 0 and {MAX_VALUE:g}, got {v}")
     if h < max(o, c):
         raise CandleError("invalid_range", f"high {h} is below max(open, close) {max(o, c)}")
     if low > min(o, c):
@@ -184,23 +386,65 @@ def window_bars(window: Mapping[str, Any]) -> list[Bar]:
     return [Bar(int(c[0]), *map(float, c[1:6])) for c in window.get("candles", [])]
 
 
+def _key_text(key: bytes | str | None) -> str:
+    if key is None or key in (b"", ""):
+        raise CandleError(
+            "missing_key",
+            "the message has no key; producers must key market_data by the normalized "
+            "symbol (e.g. 'BTC/USDT') so that each symbol stays in one partition",
+        )
+    if isinstance(key, str):
+        return key
+    try:
+        return bytes(key).decode("utf-8")
+    except UnicodeDecodeError:
+        raise CandleError(
+            "key_mismatch",
+            f"message key {_short(key)} is not UTF-8 text; producers must key market_data "
+            "by the normalized symbol (e.g. 'BTC/USDT') as UTF-8",
+        ) from None
+
+
 def candle_from_message(
     key: bytes | str | None,
-    value: bytes | str | Mapping[str, Any],
+    value: bytes | str | Mapping[str, Any] | None,
     supported: Iterable[str],
     timeframe_ms: int,
+    *,
+    now_ms: int | None = None,
+    future_tolerance_ms: int | None = None,
+    max_bytes: int | None = None,
 ) -> ValidCandle:
     """Decode and validate one ``market_data`` message; the key must be its symbol.
 
-    Raises ``CandleError`` with a machine-readable code and a reason for people.
+    Parameters
+    ----------
+    key, value
+        The message's raw key and value (a mapping is taken as already decoded).
+    supported, timeframe_ms
+        The app's symbols and timeframe.
+    now_ms, future_tolerance_ms
+        The caller's clock and how far after it an open time may lie (``future_time``);
+        no future check without ``now_ms``.
+    max_bytes
+        Largest value decoded at all (``too_large``, checked on the raw bytes first).
+
+    Raises
+    ------
+    CandleError
+        With a machine-readable ``code`` (listed on ``CandleError``) and a reason for
+        people. Nothing else escapes, whatever the bytes.
     """
-    candle = validate_candle(decode_candle(value), supported, timeframe_ms)
-    key_text = key.decode("utf-8", "replace") if isinstance(key, bytes) else key
+    decoded = decode_candle(value, max_bytes=max_bytes)
+    candle = validate_candle(
+        decoded, supported, timeframe_ms, now_ms=now_ms, future_tolerance_ms=future_tolerance_ms
+    )
+    key_text = _key_text(key)
     if key_text != candle.symbol:
         raise CandleError(
             "key_mismatch",
-            f"message key {key_text!r} is not the candle's normalized symbol {candle.symbol!r}"
-            " (producers must key market_data by the normalized symbol)",
+            f"message key {_short(key_text)} is not the candle's normalized symbol "
+            f"{candle.symbol!r} (producers must key market_data by the normalized symbol)",
         )
     return candle
 
