@@ -1,4 +1,4 @@
-"""Offline backtest: the live code path (features, ensemble, risk step) over history files.
+"""The backtest engine: the live code path (features, ensemble, risk step) over history files.
 
 Per symbol: :func:`tinhieu.features.compute_features` (batch, proven equal to the streaming
 ``FeatureState``), ``Ensemble.predict_many`` on every candle that has a full feature row,
@@ -12,12 +12,11 @@ Honesty rules: only models whose training data ended before the backtest range a
 baseline on the same candles (buy and hold for the money; always-NEUTRAL and persistence for
 the signals' classification).
 
-Outputs in ``out_dir``: ``report.md``, ``equity.png``, ``trades.csv``, ``orders.jsonl``.
+:func:`run_backtest` writes its outputs with :mod:`tinhieu.backtest.report`.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -29,14 +28,11 @@ import numpy as np
 import pandas as pd
 
 from tinhieu import i18n
+from tinhieu.backtest.report import fmt_ms, write_report
 from tinhieu.broker import Fill, RiskConfig, SignalIn, new_state, step
 from tinhieu.candles import Bar
 from tinhieu.data import find_history_file, load_candles, parse_time
-from tinhieu.performance import (
-    buy_and_hold,
-    compute_metrics,
-    format_metrics_table,
-)
+from tinhieu.performance import buy_and_hold, compute_metrics
 
 log = logging.getLogger(__name__)
 
@@ -240,12 +236,6 @@ def predict_signals(
 
 
 # --- honesty checks -------------------------------------------------------------------------
-def _fmt_ms(ms: int | float | None) -> str:
-    if ms is None:
-        return "-"
-    return pd.Timestamp(int(ms), unit="ms", tz="UTC").strftime("%Y-%m-%d %H:%M")
-
-
 def check_training_windows(
     registry: Any, symbol: str, start_ms: int, allow_overlap: bool
 ) -> list[str]:
@@ -268,8 +258,8 @@ def check_training_windows(
         if end is None or int(end) > start_ms:
             if not allow_overlap:
                 raise BacktestError(
-                    f"{symbol}: model {name} was trained on data up to {_fmt_ms(end)}, which "
-                    f"is not before the backtest start {_fmt_ms(start_ms)}: its results would "
+                    f"{symbol}: model {name} was trained on data up to {fmt_ms(end)}, which "
+                    f"is not before the backtest start {fmt_ms(start_ms)}: its results would "
                     "be look-ahead. Start the backtest after the training end, retrain on "
                     "earlier data, or pass allow_overlap=True (--allow-overlap) knowingly"
                 )
@@ -279,7 +269,7 @@ def check_training_windows(
                 "backtest.overlap",
                 symbol=symbol,
                 model=name,
-                train_end=_fmt_ms(end),
+                train_end=fmt_ms(end),
             )
     return versions
 
@@ -402,9 +392,9 @@ def run_backtest(
             part = part[part["timestamp"] < end_ms]
         if part.empty:
             raise BacktestError(
-                f"{symbol}: no candles between {_fmt_ms(start_ms)} and {_fmt_ms(end_ms)}; "
-                f"the data covers {_fmt_ms(df['timestamp'].min() if len(df) else None)} to "
-                f"{_fmt_ms(df['timestamp'].max() if len(df) else None)}"
+                f"{symbol}: no candles between {fmt_ms(start_ms)} and {fmt_ms(end_ms)}; "
+                f"the data covers {fmt_ms(df['timestamp'].min() if len(df) else None)} to "
+                f"{fmt_ms(df['timestamp'].max() if len(df) else None)}"
             )
         sliced[symbol] = part.reset_index(drop=True)
     if not sliced:
@@ -416,8 +406,8 @@ def run_backtest(
         logging.INFO,
         "backtest.start",
         symbols=", ".join(sliced),
-        start=_fmt_ms(first),
-        end=_fmt_ms(last),
+        start=fmt_ms(first),
+        end=fmt_ms(last),
     )
 
     versions: dict[str, list[str]] = {}
@@ -562,157 +552,6 @@ def _portfolio(result: BacktestResult, settings: Any) -> None:
         win_rate_pct=float("nan"),
         fees_paid=sum(r.buy_hold_metrics["fees_paid"] for r in result.symbols.values()),
     )
-
-
-# --- the report -----------------------------------------------------------------------------
-def write_orders_jsonl(fills: Sequence[Fill], path: Path) -> None:
-    """One ``Order`` JSON object per line, in fill order per symbol."""
-    with open(path, "w", encoding="utf-8") as fh:
-        for f in fills:
-            fh.write(json.dumps(f.to_dict(), sort_keys=False) + "\n")
-
-
-def read_orders_jsonl(path: Path) -> list[dict[str, Any]]:
-    """The orders written by :func:`write_orders_jsonl` (for comparisons with live orders)."""
-    with open(path, encoding="utf-8") as fh:
-        return [json.loads(line) for line in fh if line.strip()]
-
-
-def write_report(
-    result: BacktestResult,
-    settings: Any,
-    *,
-    start_ms: int | None,
-    end_ms: int | None,
-    allow_overlap: bool,
-) -> Path:
-    """Write ``report.md``, ``equity.png``, ``trades.csv`` and ``orders.jsonl``."""
-    out = result.out_dir
-    out.mkdir(parents=True, exist_ok=True)
-    fills = result.fills
-    write_orders_jsonl(fills, out / "orders.jsonl")
-    frame = pd.DataFrame([f.to_dict() for f in fills])
-    if not frame.empty:
-        for col in ("candle_time", "fill_time"):
-            frame.insert(
-                frame.columns.get_loc(col) + 1,
-                f"{col}_utc",
-                pd.to_datetime(frame[col], unit="ms", utc=True).dt.strftime("%Y-%m-%d %H:%M"),
-            )
-    frame.to_csv(out / "trades.csv", index=False)
-    plot_equity(result, out / "equity.png")
-
-    cfg = RiskConfig.from_settings(settings)
-    first = min(int(r.timestamps[0]) for r in result.symbols.values())
-    last = max(int(r.timestamps[-1]) for r in result.symbols.values())
-    lines = [
-        "# Backtest report",
-        "",
-        f"Range asked: {_fmt_ms(start_ms)} to {_fmt_ms(end_ms)}; candles used: {_fmt_ms(first)} "
-        f"to {_fmt_ms(last)} (UTC, open times; "
-        f"{result.candles:,} candles, timeframe {settings.timeframe}).",
-        f"Risk: starting cash {cfg.starting_cash:,.0f} USDT per symbol, position "
-        f"{cfg.position_size_pct:g}% of cash, stop loss {cfg.stop_loss_pct:g}%, take profit "
-        f"{cfg.take_profit_pct:g}%, commission {cfg.commission_pct:g}% per side, "
-        f"min confidence {cfg.min_confidence:g}, long only.",
-        "Fills: market orders at the next candle's open; stop/take profit at the level, or at "
-        "the open when the candle gaps beyond it; stop first when both are inside one candle.",
-        f"Buy and hold: same cash and sizing, bought at the open of candle {warmup_candles() + 1}"
-        " of the range (the first on which the strategy could fill), marked at each close.",
-    ]
-    if allow_overlap:
-        lines.append(
-            "**Warning: allow_overlap was set; models may have been trained on this "
-            "range, so these figures are optimistic.**"
-        )
-    lines += [
-        "",
-        "## All symbols (sum of the books)",
-        "",
-        format_metrics_table(
-            {"strategy": result.portfolio, "buy and hold": result.portfolio_buy_hold}
-        ),
-        "",
-    ]
-    for sym, r in result.symbols.items():
-        lines += [
-            f"## {sym}",
-            "",
-            f"{len(r.timestamps):,} candles, {r.signals:,} signals, {len(r.fills)} fills; "
-            f"models: {', '.join(r.model_versions) or '-'}",
-            "",
-            format_metrics_table({"strategy": r.metrics, "buy and hold": r.buy_hold_metrics}),
-            "",
-        ]
-        cls = r.classification
-        if cls.get("rows"):
-            lines += [
-                f"Signals against the realized move over {settings.label_horizon} candles "
-                f"({cls['rows']:,} candles whose horizon spans no data gap):",
-                "",
-                "```",
-                cls["report"].rstrip(),
-                "```",
-                "",
-                "| signals | accuracy | macro F1 |",
-                "|---|---:|---:|",
-                *(
-                    f"| {name} | {cls[key]['accuracy']:.3f} | {cls[key]['macro_f1']:.3f} |"
-                    for key, name in (
-                        ("model", "ensemble"),
-                        ("always_neutral", "always NEUTRAL"),
-                        ("persistence", "persistence (last move continues)"),
-                    )
-                ),
-                "",
-            ]
-    lines += ["Files: `equity.png`, `trades.csv`, `orders.jsonl` (one Order per line).", ""]
-    path = out / "report.md"
-    path.write_text("\n".join(lines), encoding="utf-8")
-    return path
-
-
-def plot_equity(result: BacktestResult, path: Path, max_points: int = 4000) -> None:
-    """Price with entries/exits marked, and equity beside buy and hold, one row per symbol."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    syms = list(result.symbols.values())
-    fig, axes = plt.subplots(len(syms), 2, figsize=(14, 3.2 * len(syms)), squeeze=False)
-    for row, r in zip(axes, syms, strict=True):
-        step_n = max(1, len(r.timestamps) // max_points)
-        t = pd.to_datetime(r.timestamps[::step_n], unit="ms")
-        row[0].plot(t, r.close[::step_n], lw=0.6, color="0.3")
-        for side, marker, color in (("BUY", "^", "tab:green"), ("SELL", "v", "tab:red")):
-            pts = [f for f in r.fills if f.side == side]
-            if pts:
-                row[0].scatter(
-                    pd.to_datetime([f.fill_time for f in pts], unit="ms"),
-                    [f.price for f in pts],
-                    marker=marker,
-                    color=color,
-                    s=14,
-                    label=side,
-                    zorder=3,
-                )
-        row[0].set_title(f"{r.symbol} price and fills")
-        if r.fills:
-            row[0].legend(loc="best", fontsize=7)
-        row[1].plot(t, r.equity[::step_n], lw=0.8, label="strategy")
-        row[1].plot(t, r.buy_hold[::step_n], lw=0.8, label="buy and hold")
-        row[1].set_title(f"{r.symbol} equity (USDT)")
-        row[1].legend(loc="best", fontsize=7)
-    import matplotlib.dates as mdates
-
-    for ax in axes.flat:
-        locator = mdates.AutoDateLocator()
-        ax.xaxis.set_major_locator(locator)
-        ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
 
 
 def run_backtest_command(
