@@ -1,32 +1,28 @@
 """The pure risk engine (tinhieu.broker.step) fills exactly like Backtrader's BackBroker.
 
 The same real Binance candles and the same hand-picked signals go through a real
-``backtrader.Cerebro`` with ``BackBroker`` (cash, ``setcommission(commission=0.001)``, market
-entry at the next open, a stop order and a limit order as OCO exits) and through ``step``;
-the fills (side, price, amount, fee, candle) and the final cash must agree.
-
-How the Backtrader side is wired, and why:
-* ``cheat_on_open=True``: a pending entry is submitted in ``next_open`` of the fill candle,
-  when its open is known, so the size (``cash * 95 % / open``) and the stop/take-profit
-  levels (relative to the fill price) are those of ``step``; the market order still fills at
-  that open, exactly like a market order placed after the signal candle closed.
-* the stop order is submitted before the limit order, so when both levels lie inside one
-  candle BackBroker executes the stop first (the OCO cancels the limit): the same
-  conservative rule as ``step``.
-* the stop and limit orders are submitted with the entry, so they can fill on the entry
-  candle itself, like ``step``.
+``backtrader.Cerebro`` with ``BackBroker`` (:func:`tinhieu.backtest.bt_engine.run_backtrader`,
+the engine behind ``backtest --engine backtrader``) and through the fast engine
+(:func:`tinhieu.backtest.simulate`, which calls ``step`` on every candle); the fills (side,
+price, amount, fee, candle) and the final cash must agree. How the Backtrader side is wired,
+and why, is in the docstring of :mod:`tinhieu.backtest.bt_engine`.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import backtrader as bt
 import pandas as pd
 import pytest
 
-from tinhieu.broker import RiskConfig, SignalIn, new_state, step
-from tinhieu.candles import Bar
+from tinhieu.backtest import simulate
+from tinhieu.backtest.bt_engine import (
+    BtFill,
+    bt_timeframe,
+    compare_fills,
+    run_backtrader,
+)
+from tinhieu.broker import Fill, RiskConfig, SignalIn
 from tinhieu.data import load_candles
 
 DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "binance-spot-1m-2021"
@@ -59,80 +55,26 @@ def hand_picked_signals(n: int, gap_at: int) -> dict[int, tuple[str, float]]:
     return sigs
 
 
-def run_step(df: pd.DataFrame, sigs: dict[int, tuple[str, float]], cfg: RiskConfig):
-    state = new_state(SYM, cfg)
-    fills = []
-    for i, row in enumerate(df.itertuples(index=False)):
-        b = Bar(int(row.timestamp), row.open, row.high, row.low, row.close, row.volume)
-        action, conf = sigs.get(i, ("NEUTRAL", 0.5))
-        state, f = step(state, b, SignalIn(SYM, b.ts, action, conf, "v1"), cfg)
-        fills.extend(f)
+def as_predictions(df: pd.DataFrame, sigs: dict[int, tuple[str, float]]) -> list[SignalIn | None]:
+    """One prediction per candle (None where no signal), as ``predict_signals`` returns."""
+    ts = df["timestamp"].tolist()
+    return [
+        SignalIn(SYM, int(ts[i]), *sigs[i], "v1") if i in sigs else None for i in range(len(df))
+    ]
+
+
+def run_step(
+    df: pd.DataFrame, sigs: dict[int, tuple[str, float]], cfg: RiskConfig
+) -> tuple[dict, list[Fill]]:
+    state, fills, _, _ = simulate(SYM, df, as_predictions(df, sigs), cfg)
     return state, fills
 
 
-class SignalStrategy(bt.Strategy):
-    params = (("signals", None), ("cfg", None))
-
-    def __init__(self) -> None:
-        self.pending: str | None = None
-        self.exits: list[bt.Order] = []
-        self.fills: list[tuple[str, float, float, float, int]] = []
-
-    def next_open(self) -> None:
-        cfg: RiskConfig = self.p.cfg
-        if self.pending == "BUY" and not self.position:
-            price = self.data.open[0]
-            cash = self.broker.getcash()
-            rate = cfg.commission_rate
-            size = min(cash * cfg.position_size_pct / 100.0, cash / (1.0 + rate)) / price
-            self.buy(size=size, exectype=bt.Order.Market)
-            stop = self.sell(
-                size=size, exectype=bt.Order.Stop, price=price * (1.0 - cfg.stop_loss_pct / 100.0)
-            )
-            limit = self.sell(
-                size=size,
-                exectype=bt.Order.Limit,
-                oco=stop,
-                price=price * (1.0 + cfg.take_profit_pct / 100.0),
-            )
-            self.exits = [stop, limit]
-        elif self.pending == "SELL" and self.position:
-            for order in self.exits:
-                self.cancel(order)
-            self.exits = []
-            self.close(exectype=bt.Order.Market)
-        self.pending = None
-
-    def next(self) -> None:
-        i = len(self) - 1
-        action, conf = self.p.signals.get(i, ("NEUTRAL", 0.5))
-        if conf < self.p.cfg.min_confidence or self.pending:
-            return
-        if action == "BUY" and not self.position:
-            self.pending = "BUY"
-        elif action == "SELL" and self.position:
-            self.pending = "SELL"
-
-    def notify_order(self, order: bt.Order) -> None:
-        if order.status == order.Completed:
-            side = "BUY" if order.isbuy() else "SELL"
-            ex = order.executed
-            self.fills.append((side, ex.price, abs(ex.size), ex.comm, len(self) - 1))
-
-
-def run_backtrader(df: pd.DataFrame, sigs: dict[int, tuple[str, float]], cfg: RiskConfig):
-    frame = df.assign(datetime=pd.to_datetime(df["timestamp"], unit="ms")).set_index("datetime")
-    cerebro = bt.Cerebro(cheat_on_open=True, stdstats=False)
-    cerebro.adddata(
-        bt.feeds.PandasData(
-            dataname=frame[["open", "high", "low", "close", "volume"]], openinterest=None
-        )
-    )
-    cerebro.broker.setcash(cfg.starting_cash)
-    cerebro.broker.setcommission(commission=cfg.commission_rate)
-    cerebro.addstrategy(SignalStrategy, signals=sigs, cfg=cfg)
-    (strategy,) = cerebro.run()
-    return cerebro.broker, strategy.position.size, strategy.fills
+def run_bt(
+    df: pd.DataFrame, sigs: dict[int, tuple[str, float]], cfg: RiskConfig
+) -> tuple[float, float, list[BtFill]]:
+    run = run_backtrader(SYM, df, as_predictions(df, sigs), cfg)
+    return run.final_cash, run.position, run.fills
 
 
 @pytest.mark.parametrize(
@@ -146,18 +88,20 @@ def run_backtrader(df: pd.DataFrame, sigs: dict[int, tuple[str, float]], cfg: Ri
 def test_step_fills_like_backtrader_backbroker(candles, cfg):
     sigs = hand_picked_signals(len(candles), GAP_AT)
     state, ours = run_step(candles, sigs, cfg)
-    broker, bt_qty, theirs = run_backtrader(candles, sigs, cfg)
+    bt_cash, bt_qty, theirs = run_bt(candles, sigs, cfg)
 
     assert len(ours) >= 4
-    assert [(f.side, f.fill_time) for f in ours] == [
-        (side, int(candles.timestamp[i])) for side, _, _, _, i in theirs
+    assert [(f.side, f.reason, f.fill_time) for f in ours] == [
+        (b.side, b.reason, int(candles.timestamp[b.index])) for b in theirs
     ]
-    for f, (_, price, size, comm, _) in zip(ours, theirs, strict=True):
-        assert f.price == pytest.approx(price, rel=1e-12)
-        assert f.amount == pytest.approx(size, rel=1e-12)
-        assert f.fee == pytest.approx(comm, rel=1e-9)
-    assert state["cash"] == pytest.approx(broker.getcash(), rel=1e-9)
+    for f, b in zip(ours, theirs, strict=True):
+        assert f.price == pytest.approx(b.price, rel=1e-12)
+        assert f.amount == pytest.approx(b.amount, rel=1e-12)
+        assert f.fee == pytest.approx(b.fee, rel=1e-9)
+    assert state["cash"] == pytest.approx(bt_cash, rel=1e-9)
     assert state["qty"] == pytest.approx(bt_qty, abs=1e-12)
+    same = compare_fills(ours, theirs)
+    assert (same.same, same.differ) == (len(ours), 0)
 
     reasons = {f.reason for f in ours}
     if cfg.stop_loss_pct == 2.0:
@@ -182,12 +126,15 @@ def test_both_levels_inside_one_candle_stop_first_like_backtrader():
     )
     sigs = {0: ("BUY", 0.9)}
     _, ours = run_step(df, sigs, RiskConfig())
-    _, _, theirs = run_backtrader(df, sigs, RiskConfig())
+    _, _, theirs = run_bt(df, sigs, RiskConfig())
     assert [(f.side, f.reason, f.price) for f in ours] == [
         ("BUY", "signal", 100.0),
         ("SELL", "stop_loss", pytest.approx(98.0)),
     ]
-    assert [(s, p) for s, p, _, _, _ in theirs] == [("BUY", 100.0), ("SELL", pytest.approx(98.0))]
+    assert [(b.side, b.reason, b.price) for b in theirs] == [
+        ("BUY", "signal", 100.0),
+        ("SELL", "stop_loss", pytest.approx(98.0)),
+    ]
 
 
 def test_documented_difference_open_over_take_profit_then_below_stop():
@@ -197,6 +144,47 @@ def test_documented_difference_open_over_take_profit_then_below_stop():
     df = synthetic([(99, 99, 99, 99), (100, 100, 100, 100), (106, 106, 97, 98), (98, 98, 98, 98)])
     sigs = {0: ("BUY", 0.9)}
     _, ours = run_step(df, sigs, RiskConfig())
-    _, _, theirs = run_backtrader(df, sigs, RiskConfig())
+    _, _, theirs = run_bt(df, sigs, RiskConfig())
     assert (ours[1].reason, ours[1].price) == ("take_profit", 106.0)
-    assert theirs[1][1] == pytest.approx(98.0)
+    assert (theirs[1].reason, theirs[1].price) == ("stop_loss", pytest.approx(98.0))
+    diff = compare_fills(ours, theirs)
+    assert (diff.same, diff.documented, diff.differ, diff.other) == (1, 1, 1, [])
+
+
+def test_backtrader_analyzers_beside_our_figures(candles):
+    """The analyzers read the same book: trades, wins, net P&L, drawdown and final value agree
+    with tinhieu.performance on the same fills; Sharpe and return agree closely."""
+    from tinhieu.performance import compute_metrics
+
+    cfg = RiskConfig(stop_loss_pct=0.3, take_profit_pct=0.4, position_size_pct=50.0)
+    preds = as_predictions(candles, hand_picked_signals(len(candles), GAP_AT))
+    _, fills, equity, held = simulate(SYM, candles, preds, cfg)
+    ours = compute_metrics(
+        equity,
+        timeframe_ms=60_000,
+        timestamps=candles["timestamp"].to_numpy(),
+        fills=fills,
+        in_position=held,
+    )
+    run = run_backtrader(SYM, candles, preds, cfg, timeframe_ms=60_000)
+    fig = run.figures
+    assert fig["trades"] == ours["trades"] >= 4
+    assert fig["win_rate_pct"] == pytest.approx(ours["win_rate_pct"])
+    assert fig["net_pnl"] == pytest.approx(sum(f.pnl for f in fills if f.side == "SELL"), rel=1e-9)
+    assert fig["fees_paid"] == pytest.approx(ours["fees_paid"], rel=1e-9)
+    assert fig["max_drawdown_pct"] == pytest.approx(ours["max_drawdown_pct"], rel=1e-9)
+    assert fig["final_equity"] == pytest.approx(ours["final_equity"], rel=1e-9)
+    assert fig["total_return_pct"] == pytest.approx(ours["total_return_pct"], rel=1e-9)
+    # Backtrader counts one more period (start value -> first candle, a zero return)
+    assert fig["sharpe"] == pytest.approx(ours["sharpe"], rel=0.01)
+    assert set(run.analyzers) == {"sharpe", "drawdown", "trades", "returns"}
+
+
+def test_backtrader_timeframes():
+    import backtrader as bt
+
+    assert bt_timeframe(60_000) == (bt.TimeFrame.Minutes, 1)
+    assert bt_timeframe(3_600_000) == (bt.TimeFrame.Minutes, 60)
+    assert bt_timeframe(86_400_000) == (bt.TimeFrame.Days, 1)
+    with pytest.raises(ValueError, match="whole number of minutes"):
+        bt_timeframe(1_500)
