@@ -127,6 +127,39 @@ class Settings(BaseSettings):
         "the labels are net of (one setting for both).",
     )
     min_confidence: float = Field(0.6, ge=0, le=1, description="Below it the signal is NEUTRAL.")
+    label_scheme: Literal["triple_barrier", "fixed_horizon"] = Field(
+        "triple_barrier",
+        description="triple_barrier: the outcome of the broker's own long entered at the next "
+        "open (take profit, stop loss or max_holding_candles, net of fees); fixed_horizon: "
+        "the move over label_horizon candles beyond label_threshold_pct (docs/ML.md).",
+    )
+    max_holding_candles: int = Field(
+        240,
+        ge=1,
+        le=10_080,
+        description="Triple-barrier labels: candles a long is held at most; then it is "
+        "closed at the next open. Also the purge/embargo between walk-forward folds.",
+    )
+    barrier_mode: Literal["fixed", "volatility"] = Field(
+        "fixed",
+        description="fixed: stop_loss_pct / take_profit_pct; volatility: barrier_*_vol_mult "
+        "times the rolling volatility scaled to max_holding_candles.",
+    )
+    barrier_vol_window: int = Field(
+        60, ge=2, le=10_000, description="Candles of the rolling volatility (volatility mode)."
+    )
+    barrier_stop_vol_mult: float = Field(
+        1.0, gt=0, le=50, description="Stop loss distance in volatilities (volatility mode)."
+    )
+    barrier_take_vol_mult: float = Field(
+        2.5, gt=0, le=100, description="Take profit distance in volatilities (volatility mode)."
+    )
+    promotion_min_trades: int = Field(
+        10,
+        ge=0,
+        le=100_000,
+        description="Walk-forward round trips the gated strategy needs before train promotes.",
+    )
     ensemble_weights: str | None = Field(
         None, description="rf=1,svm=1,lr=1; default from walk-forward scores."
     )
