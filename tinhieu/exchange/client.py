@@ -1,12 +1,10 @@
-"""The exchange edge: closed candles and tickers through ccxt (async), errors mapped, retried.
+"""The exchange client: closed candles and tickers through ccxt (async), errors mapped, retried.
 
 Everything that talks to the exchange goes through :class:`ExchangeClient`. ccxt errors never
-leave this module: they become :class:`ExchangeError` subclasses that say what failed, for which
-symbol, and what to do. Every network call goes through one retry helper (exponential backoff
-with jitter, capped at ``settings.retry_max_delay_s``; ``Retry-After`` honoured on 429/418).
-
-:class:`CandlePoller` keeps a per-symbol cursor so that closed candles are handed out exactly
-once, in order, across polls and restarts (the caller seeds it from what Kafka already holds).
+leave it: they become :class:`~tinhieu.exchange.errors.ExchangeError` subclasses that say what
+failed, for which symbol, and what to do. Every network call goes through one retry helper
+(exponential backoff with jitter, capped at ``settings.retry_max_delay_s``; ``Retry-After``
+honoured on 429/418).
 
 A candle is *closed* when ``open_time + timeframe_ms <= now`` by the injected clock; the
 still-forming candle the exchange returns last is never handed out.
@@ -19,7 +17,7 @@ import json
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
@@ -28,10 +26,19 @@ import ccxt.async_support as ccxt_async
 
 from tinhieu import i18n
 from tinhieu.candles import Bar, CandleError, validate_candle
+from tinhieu.exchange.errors import (
+    ExchangeConfigError,
+    ExchangeDataError,
+    ExchangeError,
+    ExchangeUnavailable,
+    RateLimited,
+    float_or_none,
+    logger,
+    map_error,
+    short,
+)
 from tinhieu.settings import Settings
 from tinhieu.symbols import canonical
-
-logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 Clock = Callable[[], float]
@@ -49,133 +56,8 @@ DEFAULT_PAGE_LIMIT = 500
 
 _BINANCE_FAMILY = ("binance", "binanceus")
 
-i18n.register(
-    {
-        "exchange.connect": (
-            i18n.TAGS["conn"],
-            "sàn {exchange} ({host}): khung {timeframe}, timeout {timeout_s} s, khóa API {keys}",
-            "exchange {exchange} ({host}): timeframe {timeframe}, timeout {timeout_s} s, "
-            "API key {keys}",
-        ),
-        "exchange.unreachable": (
-            i18n.TAGS["retry"],
-            "không kết nối được sàn {exchange} ({host}) khi {what}{target}: {error}; "
-            "thử lại sau {delay:.1f} s (lần {attempt}{of})",
-            "cannot reach the exchange {exchange} ({host}) while {what}{target}: {error}; "
-            "retrying in {delay:.1f} s (attempt {attempt}{of})",
-        ),
-        "exchange.timeout": (
-            i18n.TAGS["retry"],
-            "sàn {exchange} ({host}) không trả lời trong {timeout_s} s khi {what}{target}; "
-            "thử lại sau {delay:.1f} s (lần {attempt}{of})",
-            "the exchange {exchange} ({host}) did not answer within {timeout_s} s while "
-            "{what}{target}; retrying in {delay:.1f} s (attempt {attempt}{of})",
-        ),
-        "exchange.unavailable": (
-            i18n.TAGS["retry"],
-            "sàn {exchange} ({host}) đang lỗi khi {what}{target}: {error}; "
-            "thử lại sau {delay:.1f} s (lần {attempt}{of})",
-            "the exchange {exchange} ({host}) failed while {what}{target}: {error}; "
-            "retrying in {delay:.1f} s (attempt {attempt}{of})",
-        ),
-        "exchange.rate_limited": (
-            i18n.TAGS["retry"],
-            "sàn {exchange} ({host}) giới hạn tần suất (HTTP 429/418) khi {what}{target}; "
-            "chờ {delay:.1f} s{hint} rồi thử lại (lần {attempt}{of})",
-            "the exchange {exchange} ({host}) rate-limited us (HTTP 429/418) while "
-            "{what}{target}; waiting {delay:.1f} s{hint} before retrying (attempt {attempt}{of})",
-        ),
-        "exchange.gave_up": (
-            i18n.TAGS["error"],
-            "{what}{target} trên sàn {exchange} ({host}) thất bại sau {attempt} lần: {error}",
-            "{what}{target} on the exchange {exchange} ({host}) failed after {attempt} "
-            "attempt(s): {error}",
-        ),
-        "exchange.bad_data": (
-            i18n.TAGS["error"],
-            "dữ liệu sai từ sàn {exchange} khi {what}{target}: {error}; bỏ qua lần này, "
-            "lần sau lấy lại",
-            "bad data from the exchange {exchange} while {what}{target}: {error}; skipped "
-            "this time, fetched again next time",
-        ),
-        "exchange.bad_row": (
-            i18n.TAGS["skip"],
-            "nến {symbol} {ts} từ sàn bị bỏ qua: {reason}",
-            "candle {symbol} {ts} from the exchange skipped: {reason}",
-        ),
-        "exchange.no_ticker": (
-            i18n.TAGS["skip"],
-            "sàn {exchange} không trả giá cho {symbol}",
-            "the exchange {exchange} returned no ticker for {symbol}",
-        ),
-        "poller.start": (
-            i18n.TAGS["data"],
-            "{symbol}: nạp {count} nến đã đóng ({how})",
-            "{symbol}: loaded {count} closed candles ({how})",
-        ),
-        "poller.catchup_capped": (
-            i18n.TAGS["warn"],
-            "{symbol}: nến cuối đã có lúc {last_ts}, quá xa; chỉ lấy lại {max_catchup} nến "
-            "gần nhất (từ {start_ts})",
-            "{symbol}: last held candle {last_ts} is too old; fetching only the latest "
-            "{max_catchup} candles (from {start_ts})",
-        ),
-        "poller.stale": (
-            i18n.TAGS["skip"],
-            "{symbol}: bỏ {count} nến cũ (không mới hơn con trỏ {cursor})",
-            "{symbol}: dropped {count} stale candle(s) (not newer than cursor {cursor})",
-        ),
-        "poller.failed": (
-            i18n.TAGS["skip"],
-            "{symbol}: lần lấy nến này thất bại ({error}); giữ con trỏ {cursor}, lần sau "
-            "lấy lại từ đó",
-            "{symbol}: this poll failed ({error}); cursor kept at {cursor}, the next poll "
-            "fetches again from there",
-        ),
-    }
-)
-
-
-# --- errors --------------------------------------------------------------------------
-
-
-class ExchangeError(Exception):
-    """Base of every error from the exchange edge (ccxt errors are mapped to these)."""
-
-
-class ExchangeUnavailable(ExchangeError):
-    """Network error, timeout, 5xx or maintenance: retried with backoff."""
-
-
-class RateLimited(ExchangeUnavailable):
-    """HTTP 429/418: retried with a longer backoff; ``retry_after_s`` from the exchange."""
-
-    def __init__(self, message: str, retry_after_s: float | None = None) -> None:
-        super().__init__(message)
-        self.retry_after_s = retry_after_s
-
-
-class ExchangeDataError(ExchangeError):
-    """Malformed response: logged, that fetch skipped, fetched again on the next poll."""
-
-
-class ExchangeConfigError(ExchangeError):
-    """Unknown exchange id, symbol not listed, bad API key: not retried; fix the setting."""
-
 
 # --- helpers -------------------------------------------------------------------------
-
-
-def _short(text: object, limit: int = 300) -> str:
-    text = " ".join(str(text).split())
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def _header(headers: Mapping[str, Any] | None, name: str) -> str | None:
-    for key, value in (headers or {}).items():
-        if key.lower() == name.lower():
-            return str(value)
-    return None
 
 
 def _rewrite_urls(api: Any, base_url: str) -> Any:
@@ -310,7 +192,7 @@ class ExchangeClient:
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # reported by the next real request
-            logger.debug("exchange time not measured: %s", _short(exc))
+            logger.debug("exchange time not measured: %s", short(exc))
             return None
         after = self._clock()
         if isinstance(server_ms, int) and not isinstance(server_ms, bool):
@@ -446,8 +328,8 @@ class ExchangeClient:
                 continue
             result[sym] = {
                 "last": float(last),
-                "percentage": _float_or_none(ticker.get("percentage")),
-                "quoteVolume": _float_or_none(ticker.get("quoteVolume")),
+                "percentage": float_or_none(ticker.get("percentage")),
+                "quoteVolume": float_or_none(ticker.get("quoteVolume")),
                 "timestamp": ticker.get("timestamp"),
             }
         return result
@@ -482,7 +364,7 @@ class ExchangeClient:
         newest: int | None = None
         for row in rows:
             if not isinstance(row, (list, tuple)) or len(row) < 6:
-                raise self._data_error("fetch_ohlcv", sym, f"not a candle row: {_short(row, 120)}")
+                raise self._data_error("fetch_ohlcv", sym, f"not a candle row: {short(row, 120)}")
             ts = row[0]
             if isinstance(ts, int) and not isinstance(ts, bool):
                 newest = ts if newest is None else max(newest, ts)
@@ -580,7 +462,7 @@ class ExchangeClient:
                 "target": f" {target}" if target else "",
                 "attempt": attempt,
                 "of": f"/{attempts}" if attempts is not None else "",
-                "error": _short(exc.__cause__ or exc),
+                "error": short(exc.__cause__ or exc),
             }
             if not isinstance(error, ExchangeUnavailable):
                 if isinstance(error, ExchangeDataError):
@@ -628,54 +510,17 @@ class ExchangeClient:
         return delay / 2 + self._rng.uniform(0, delay / 2)
 
     def _map_error(self, exc: Exception, what: str, target: str | None) -> ExchangeError:
-        """A ccxt (or parsing) exception as one of ours, with a message that says what to do."""
-        where = f"{self.exchange_id} ({self.host}) {what}{' ' + target if target else ''}"
-        if isinstance(exc, ExchangeError):
-            return exc
-        if isinstance(exc, (ccxt.DDoSProtection, ccxt.RateLimitExceeded)):
-            headers = getattr(self._ex, "last_response_headers", None)
-            retry_after = _float_or_none(_header(headers, "Retry-After"))
-            return RateLimited(f"{where}: rate limited: {_short(exc)}", retry_after)
-        if isinstance(exc, ccxt.BadResponse):
-            return ExchangeDataError(f"{where}: malformed response: {_short(exc)}")
-        if isinstance(exc, ccxt.RequestTimeout):
-            return ExchangeUnavailable(
-                f"{where}: no answer within {self._settings.exchange_timeout_s} s "
-                f"(TINHIEU_EXCHANGE_TIMEOUT_S)"
-            )
-        if isinstance(exc, ccxt.ExchangeNotAvailable) and exc.__cause__ is not None:
-            return ExchangeUnavailable(
-                f"{where}: cannot reach the exchange: {_short(exc.__cause__)}; check the "
-                f"network or TINHIEU_EXCHANGE_BASE_URL"
-            )
-        if isinstance(exc, (ccxt.NetworkError, ccxt.OperationFailed)):
-            return ExchangeUnavailable(f"{where}: {_short(exc)}")
-        if isinstance(exc, ccxt.BadSymbol):
-            return ExchangeConfigError(
-                f"{where}: symbol not listed: {_short(exc)}; fix TINHIEU_SYMBOLS"
-            )
-        if isinstance(
-            exc, (ccxt.AuthenticationError, ccxt.PermissionDenied, ccxt.AccountSuspended)
-        ):
-            return ExchangeConfigError(
-                f"{where}: the exchange refused the API key: {_short(exc)}; check "
-                f"TINHIEU_EXCHANGE_API_KEY / TINHIEU_EXCHANGE_SECRET (public candles need none)"
-            )
-        if isinstance(exc, ccxt.NotSupported):
-            return ExchangeConfigError(f"{where}: not supported by this exchange: {_short(exc)}")
-        if isinstance(exc, ccxt.BaseError):
-            return ExchangeDataError(f"{where}: the exchange answered with an error: {_short(exc)}")
-        if isinstance(exc, (TypeError, ValueError, KeyError, IndexError, AttributeError)):
-            return ExchangeDataError(
-                f"{where}: cannot parse the response ({type(exc).__name__}: {_short(exc)})"
-            )
-        if isinstance(exc, OSError):
-            return ExchangeUnavailable(f"{where}: cannot reach the exchange: {_short(exc)}")
-        raise exc
+        """A ccxt (or parsing) exception as one of ours (see :func:`errors.map_error`)."""
+        return map_error(
+            exc,
+            f"{self.exchange_id} ({self.host}) {what}{' ' + target if target else ''}",
+            headers=getattr(self._ex, "last_response_headers", None),
+            timeout_s=self._settings.exchange_timeout_s,
+        )
 
     def _data_error(self, what: str, target: str | None, reason: str) -> ExchangeDataError:
         where = f"{self.exchange_id} ({self.host}) {what}{' ' + target if target else ''}"
-        error = ExchangeDataError(f"{where}: {_short(reason)}")
+        error = ExchangeDataError(f"{where}: {short(reason)}")
         i18n.log(
             logger,
             logging.WARNING,
@@ -683,7 +528,7 @@ class ExchangeClient:
             exchange=self.exchange_id,
             what=what,
             target=f" {target}" if target else "",
-            error=_short(reason),
+            error=short(reason),
         )
         return error
 
@@ -713,165 +558,3 @@ class ExchangeClient:
                     f"not valid JSON ({exc}); starts with {body[:60]!r}"
                 ) from None
         return body
-
-
-def _float_or_none(value: Any) -> float | None:
-    try:
-        return None if value is None else float(value)
-    except (TypeError, ValueError):
-        return None
-
-
-class CandlePoller:
-    """Per-symbol cursor: what has been handed out already.
-
-    No duplicates across polls; a restart seeds the cursor from what Kafka already holds
-    (``last_ts``: newest candle open time per symbol).
-
-    Parameters
-    ----------
-    client:
-        The exchange client.
-    symbols:
-        Symbols to poll (any form; canonical ``BASE/QUOTE`` in the results).
-    timeframe_ms:
-        Candle length in ms (must match the client's timeframe).
-    backfill:
-        Candles fetched on the first poll of a symbol without ``last_ts``.
-    last_ts:
-        Newest candle already published per symbol; the first poll continues after it.
-    attempts:
-        Tries per symbol per poll for network errors (``None``: retry until it works, which
-        holds the whole poll while the exchange is down).
-    max_catchup:
-        When ``last_ts`` is older than this many candles, only the latest ``max_catchup`` are
-        fetched (logged); ``None`` fetches everything since ``last_ts``.
-    """
-
-    def __init__(
-        self,
-        client: ExchangeClient,
-        symbols: list[str],
-        timeframe_ms: int,
-        backfill: int,
-        last_ts: dict[str, int] | None = None,
-        *,
-        attempts: int | None = DEFAULT_ATTEMPTS,
-        max_catchup: int | None = None,
-    ) -> None:
-        if timeframe_ms != client.timeframe_ms:
-            raise ValueError(
-                f"timeframe_ms {timeframe_ms} differs from the client's {client.timeframe_ms} "
-                f"({client.timeframe}); build both from the same settings"
-            )
-        self._client = client
-        self._symbols = list(dict.fromkeys(canonical(s) for s in symbols))
-        self._tf = timeframe_ms
-        self._backfill = backfill
-        self._attempts = attempts
-        self._max_catchup = max_catchup
-        self._cursor: dict[str, int] = {
-            canonical(s): int(ts)
-            for s, ts in (last_ts or {}).items()
-            if canonical(s) in self._symbols and ts is not None
-        }
-        self._checked = False
-        self.last_errors: dict[str, ExchangeError] = {}
-        """The error of each symbol whose last fetch failed (cleared when it succeeds)."""
-
-    def cursor(self) -> dict[str, int]:
-        """Open time of the newest candle handed out (or seeded) per symbol."""
-        return dict(self._cursor)
-
-    async def poll(self) -> dict[str, list[Bar]]:
-        """New closed candles per symbol (every symbol is a key; ``[]`` when none or failed).
-
-        The first call back-fills (``backfill`` candles, or everything after ``last_ts``); later
-        calls return only candles after the cursor, paginating when the gap is longer than a
-        page. A symbol whose fetch fails keeps its cursor and is fetched again next poll; the
-        others are not held back by it.
-
-        Raises
-        ------
-        ExchangeConfigError
-            A symbol is not listed on the exchange (fix ``TINHIEU_SYMBOLS``).
-        """
-        result: dict[str, list[Bar]] = {s: [] for s in self._symbols}
-        if not self._checked:
-            try:
-                await self._client.check_symbols(self._symbols, attempts=self._attempts)
-            except ExchangeConfigError:
-                raise
-            except ExchangeError as exc:
-                for sym in self._symbols:
-                    self._failed(sym, exc)
-                return result
-            self._checked = True
-        else:
-            await self._client.sync_clock()
-        outcomes = await asyncio.gather(
-            *(self._poll_one(s) for s in self._symbols), return_exceptions=True
-        )
-        for sym, outcome in zip(self._symbols, outcomes, strict=True):
-            if isinstance(outcome, ExchangeConfigError):
-                raise outcome
-            if isinstance(outcome, ExchangeError):
-                self._failed(sym, outcome)
-            elif isinstance(outcome, BaseException):
-                raise outcome
-            else:
-                self.last_errors.pop(sym, None)
-                result[sym] = outcome
-        return result
-
-    def _failed(self, sym: str, exc: ExchangeError) -> None:
-        self.last_errors[sym] = exc
-        i18n.log(
-            logger,
-            logging.WARNING,
-            "poller.failed",
-            symbol=sym,
-            error=_short(exc, 200),
-            cursor=self._cursor.get(sym, "-"),
-        )
-
-    async def _poll_one(self, sym: str) -> list[Bar]:
-        cursor = self._cursor.get(sym)
-        client = self._client
-        if cursor is None:
-            bars = await client.backfill(sym, self._backfill, attempts=self._attempts)
-            how = f"backfill {self._backfill}"
-        else:
-            start = cursor + self._tf
-            if self._max_catchup is not None:
-                floor = client.current_open_ms() - self._max_catchup * self._tf
-                if start < floor:
-                    i18n.log(
-                        logger,
-                        logging.WARNING,
-                        "poller.catchup_capped",
-                        symbol=sym,
-                        last_ts=cursor,
-                        max_catchup=self._max_catchup,
-                        start_ts=floor,
-                    )
-                    start = floor
-            bars = await client.fetch_history(sym, start, None, attempts=self._attempts)
-            how = f"> {cursor}"
-        if cursor is not None:
-            fresh = [b for b in bars if b.ts > cursor]
-            if len(fresh) != len(bars):
-                i18n.log(
-                    logger,
-                    logging.INFO,
-                    "poller.stale",
-                    symbol=sym,
-                    count=len(bars) - len(fresh),
-                    cursor=cursor,
-                )
-            bars = fresh
-        if bars:
-            self._cursor[sym] = bars[-1].ts
-            if cursor is None or len(bars) > 1:
-                i18n.log(logger, logging.INFO, "poller.start", symbol=sym, count=len(bars), how=how)
-        return bars
