@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Awaitable
 from typing import Any
 
 from faust.types import EventT
@@ -27,8 +28,8 @@ i18n.register(
 
 
 def _text(value: Any) -> str:
-    if isinstance(value, bytes):
-        text = value.decode("utf-8", "replace")
+    if isinstance(value, bytes):  # cut before decoding: a payload may be megabytes
+        text = value[: MAX_PAYLOAD * 4].decode("utf-8", "replace")
     elif hasattr(value, "dumps"):
         text = value.dumps().decode("utf-8", "replace")
     else:
@@ -36,9 +37,15 @@ def _text(value: Any) -> str:
     return text[:MAX_PAYLOAD]
 
 
-async def send_dead_letter(event: EventT, code: str, reason: str, agent: str) -> None:
+async def send_dead_letter(event: EventT, code: str, reason: str, agent: str) -> Awaitable[Any]:
+    """Send ``event``'s message to ``dead_letters`` with ``code`` and ``reason``.
+
+    Returns the delivery future: a caller that moves its state past the message awaits it
+    first, so a crash cannot lose the dead letter while keeping the state.
+    """
     msg = event.message
-    key = msg.key.decode("utf-8", "replace") if isinstance(msg.key, bytes) else msg.key
+    key = _text(msg.key)[:200] if msg.key is not None else None
+    reason = reason[:2000]
     letter = DeadLetter(
         source_topic=msg.topic,
         partition=msg.partition,
@@ -60,4 +67,4 @@ async def send_dead_letter(event: EventT, code: str, reason: str, agent: str) ->
         code=code,
         reason=reason,
     )
-    await dead_letters_topic.send(key=msg.topic, value=letter)
+    return await dead_letters_topic.send(key=msg.topic, value=letter)

@@ -35,7 +35,12 @@ class ModelVote(faust.Record, serializer="json", include_metadata=False):
 
 
 class Signal(faust.Record, serializer="json", include_metadata=False):
-    """The ensemble's verdict for one closed candle."""
+    """The ensemble's verdict for one closed candle; one per closed candle of every symbol.
+
+    A candle without a verdict (no model, indicators warming up, a feature not finite, a
+    model that failed) still gets a Signal: NEUTRAL, confidence 0, no votes, and ``reason``
+    saying why, so the broker checks stops and fills pending orders on every candle.
+    """
 
     symbol: str
     candle_time: int  # open time of the candle the signal describes, ms UTC
@@ -49,6 +54,7 @@ class Signal(faust.Record, serializer="json", include_metadata=False):
     votes: list[ModelVote]
     model_version: str  # joined versions of the ensemble members
     feature_schema: str
+    reason: str = ""  # "" for a model verdict; no_model | warming_up | features_not_finite ...
     latency_ms: float = 0.0
     emitted_at: float = 0.0  # unix seconds
 

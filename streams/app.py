@@ -12,6 +12,7 @@ import sys
 
 import faust
 
+from streams.runtime import Runtime
 from tinhieu import i18n
 from tinhieu.settings import Settings, SettingsError, get_settings
 
@@ -61,17 +62,22 @@ def _settings_or_exit() -> Settings:
 
 settings = _settings_or_exit()
 app = create_app(settings)
+runtime = Runtime(settings)
 
-# Registration order: topics and tables first, then agents, views and commands.
+
+@app.on_before_shutdown.connect
+async def _close_runtime(app: faust.App, **kwargs: object) -> None:
+    runtime.close()
+
+
+# Register the topics, tables, agents, views and commands (each imports what it needs).
 from agents import broker as _broker_agent  # noqa: E402,F401
+from agents import candles as _candles_agent  # noqa: E402,F401
 from agents import ingest as _ingest  # noqa: E402,F401
-from agents import predict as _predict_agent  # noqa: E402,F401
-from agents import windows as _windows_agent  # noqa: E402,F401
 from streams import commands as _commands  # noqa: E402,F401
 from streams import topics  # noqa: E402,F401
 from streams import views as _views  # noqa: E402,F401
 from tables import positions as _positions_table  # noqa: E402,F401
-from tables import signals as _signals_table  # noqa: E402,F401
 from tables import windows as _windows_table  # noqa: E402,F401
 
 

@@ -16,9 +16,8 @@ from faust.types import TP
 from faust.web import Request, Response, View
 from yarl import URL
 
-from streams.app import app, settings
+from streams.app import app, runtime, settings
 from tables.positions import symbol_to_book
-from tables.signals import symbol_to_signal
 from tables.windows import symbol_to_window
 from tinhieu.candles import window_json
 from tinhieu.symbols import UnknownSymbolError, normalize
@@ -26,7 +25,10 @@ from tinhieu.symbols import UnknownSymbolError, normalize
 STARTED_AT = time.time()
 
 # Extra sections of /health, filled in by other modules (models loaded, lag, ...).
-health_sections: dict[str, Callable[[], Any]] = {}
+health_sections: dict[str, Callable[[], Any]] = {
+    "models": runtime.models.status,
+    "predict_latency": runtime.predict_latency.summary,
+}
 
 
 def unknown_symbol(view: View, exc: UnknownSymbolError) -> Response:
@@ -82,12 +84,12 @@ class WindowView(View):
         return await routed(self, request, symbol_to_window.name, symbol, self._local)
 
     async def _local(self, symbol: str) -> Response:
-        window = symbol_to_window.get(symbol.encode())
-        if not window:
+        record = symbol_to_window.get(symbol.encode())
+        if not record or not record["window"].get("candles"):
             return self.json(
                 {"error": f"no candles for {symbol} yet", "symbol": symbol}, status=404
             )
-        return self.json(window_json(window))
+        return self.json(window_json(record["window"]))
 
 
 @app.page("/windows/{base}/{quote}")
@@ -147,9 +149,9 @@ def last_candles() -> dict[str, Any]:
     """Newest candle time per symbol held by this worker's windows."""
     out: dict[str, Any] = {}
     for symbol in settings.symbols:
-        window = symbol_to_window.get(symbol.encode())
-        if window and window.get("candles"):
-            out[symbol] = int(window["candles"][-1][0])
+        record = symbol_to_window.get(symbol.encode())
+        if record and record["window"].get("candles"):
+            out[symbol] = int(record["window"]["candles"][-1][0])
     return out
 
 
@@ -195,10 +197,16 @@ def _from_table(view: View, table: Any, symbol: str, what: str) -> Response:
 @app.page("/signals/{symbol}")
 class SignalView(View):
     async def get(self, request: Request, symbol: str) -> Response:
-        return await routed(self, request, symbol_to_signal.name, symbol, self._local)
+        return await routed(self, request, symbol_to_window.name, symbol, self._local)
 
     async def _local(self, symbol: str) -> Response:
-        return _from_table(self, symbol_to_signal, symbol, "signal")
+        record = symbol_to_window.get(symbol.encode())
+        signal = record.get("signal") if record else None
+        if not signal:
+            return self.json(
+                {"error": f"no signal for {symbol} yet", "symbol": symbol}, status=404
+            )
+        return self.json(signal)
 
 
 @app.page("/positions/{symbol}")

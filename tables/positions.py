@@ -1,4 +1,4 @@
-"""``symbol_to_book``: the broker's state per symbol (cash, position, levels, last signal).
+"""``symbol_to_book``: the broker's state per symbol (cash, position, levels, last candle).
 
 The table is the record for recovery: a worker that takes over a partition continues the
 same book. Co-partitioned with ``signals`` (same keys, same partition count).
@@ -6,12 +6,8 @@ same book. Co-partitioned with ``signals`` (same keys, same partition count).
 
 from __future__ import annotations
 
-from streams.app import app, settings
+from tables import symbol_table
 
-symbol_to_book = app.Table(
-    "symbol_to_book",
-    default=None,
-    partitions=settings.partitions,
-    key_type=bytes,
-    help="Broker state per symbol (tinhieu.broker.new_state / step).",
+symbol_to_book = symbol_table(
+    "symbol_to_book", "Broker state per symbol (tinhieu.broker.new_state / step)."
 )

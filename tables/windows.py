@@ -1,17 +1,15 @@
-"""``symbol_to_window``: the last N closed candles per symbol (see tinhieu.candles).
+"""``symbol_to_window``: the candle path's one record per symbol (see tinhieu.pipeline).
 
-Table keys are the symbol as raw UTF-8 bytes (``b"BTC/USDT"``): the partition a key is
-routed to must be computed from the same bytes as the ``market_data`` message keys.
+The value holds the last N closed candles (the window, with recorded gaps and the last
+applied source offset), the incremental feature state and the newest candle's signal,
+written once per batch of candles, so that they can never disagree after a crash.
 """
 
 from __future__ import annotations
 
-from streams.app import app, settings
+from tables import symbol_table
 
-symbol_to_window = app.Table(
+symbol_to_window = symbol_table(
     "symbol_to_window",
-    default=None,
-    partitions=settings.partitions,
-    key_type=bytes,  # raw UTF-8 symbol: the same bytes as the message keys (routing)
-    help="Last N closed candles per symbol, with recorded gaps.",
+    "Per symbol: window of closed candles, feature state, newest signal (tinhieu.pipeline).",
 )

@@ -78,6 +78,22 @@ class Settings(BaseSettings):
         le=300,
         description="A worker silent this long is presumed dead and its partitions move.",
     )
+    batch_max_candles: int = Field(
+        500,
+        ge=1,
+        le=100_000,
+        description="Candles the candle and broker agents take in one batch (replays, "
+        "catch-up); live, a batch is usually one candle.",
+    )
+    batch_max_wait_ms: float = Field(
+        5.0,
+        ge=0.1,
+        le=1000,
+        description="Longest wait for a batch to fill: adds at most this to latency.",
+    )
+    model_check_interval_s: float = Field(
+        5.0, ge=0.5, le=3600, description="Seconds between checks for new or changed models."
+    )
     log_language: Literal["vi", "en"] = Field("vi", description="Language of log messages.")
     future_tolerance_timeframes: float = Field(
         2.0,

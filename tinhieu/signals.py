@@ -1,20 +1,22 @@
-"""The predict step of the live stream (plain Python): incremental features, then the
-ensemble, per closed candle. The same FeatureState and Ensemble serve training, the
-backtest (which proves batch == incremental) and replay.
+"""The models a worker serves: ensembles per symbol, reloaded when the registry changes.
+
+The candle path itself is :func:`tinhieu.pipeline.advance`; this module keeps the loaded
+ensembles. Loading a model reads and verifies files (joblib, sha256): the worker calls
+:meth:`ModelCache.refresh` in an executor on a timer, and the candle agent only reads
+:meth:`ModelCache.current`, a dictionary lookup, so a slow disk or a large model never stalls
+the event loop.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from tinhieu import i18n
-from tinhieu.candles import Bar
-from tinhieu.ensemble import Ensemble, Prediction
-from tinhieu.features import FEATURE_SCHEMA_VERSION, FeatureError, FeatureState
+from tinhieu.ensemble import Ensemble
+from tinhieu.features import FEATURE_SCHEMA_VERSION
 from tinhieu.registry import ModelRegistry, ModelRegistryError
 
 log = logging.getLogger("tinhieu.signals")
@@ -35,15 +37,6 @@ i18n.register(
         ),
     }
 )
-
-
-@dataclass(frozen=True, slots=True)
-class CandleVerdict:
-    """What the predict step made of one candle."""
-
-    prediction: Prediction | None  # None: no usable feature row (warm-up or non-finite)
-    features_ready: bool
-    latency_ms: float
 
 
 class ModelCache:
@@ -72,11 +65,30 @@ class ModelCache:
         self._checked: dict[str, float] = {}
         self._errors: dict[str, str] = {}
 
+    def current(self, symbol: str) -> Ensemble | None:
+        """The ensemble loaded for ``symbol`` (never touches the disk)."""
+        return self._ensembles.get(symbol)
+
     def get(self, symbol: str) -> Ensemble | None:
+        """:meth:`refresh` when ``check_every_s`` has passed for ``symbol``, then
+        :meth:`current` (blocking: for commands and tests, not the event loop)."""
         now = self._clock()
         if now - self._checked.get(symbol, -1e18) < self.check_every_s:
             return self._ensembles.get(symbol)
         self._checked[symbol] = now
+        return self.refresh(symbol)
+
+    def refresh_all(self, symbols: Sequence[str]) -> None:
+        """:meth:`refresh` every symbol (blocking: run it in an executor)."""
+        for symbol in symbols:
+            self.refresh(symbol)
+
+    def refresh(self, symbol: str) -> Ensemble | None:
+        """Reload ``symbol``'s ensemble if the registry's production pointers changed.
+
+        Blocking (reads model files). The new ensemble replaces the old one in a single
+        dictionary assignment, so a reader sees either the old or the new one, never a mix.
+        """
         try:
             fingerprint = self.registry.production_fingerprint(symbol)
         except ModelRegistryError as exc:
@@ -88,7 +100,7 @@ class ModelCache:
             ensemble = Ensemble.from_registry(
                 self.registry, symbol, self.weights, self.min_confidence
             )
-        except (ModelRegistryError, ValueError, OSError) as exc:
+        except Exception as exc:  # a broken model file must not stop the worker
             self._ensembles.pop(symbol, None)
             if self._errors.get(symbol) != str(exc):
                 i18n.log(log, logging.WARNING, "signals.no_model", symbol=symbol, error=exc)
@@ -104,34 +116,7 @@ class ModelCache:
     def status(self) -> dict[str, Any]:
         """For /health: loaded model versions and why a symbol has none."""
         return {
-            "loaded": {s: e.model_version for s, e in self._ensembles.items()},
+            "loaded": {s: e.model_version for s, e in dict(self._ensembles).items()},
             "missing": dict(self._errors),
             "feature_schema": FEATURE_SCHEMA_VERSION,
         }
-
-
-def predict_candle(
-    state: Mapping[str, Any] | None,
-    bar: Bar,
-    ensemble: Ensemble | None,
-    clock: Callable[[], float] = time.perf_counter,
-) -> tuple[dict[str, Any], CandleVerdict]:
-    """Advance the symbol's feature state by ``bar`` and ask the ensemble.
-
-    Returns the new state (JSON-able, for the table) and the verdict. The input state is
-    not modified.
-    """
-    began = clock()
-    try:
-        features = FeatureState.from_dict(dict(state)) if state else FeatureState()
-    except FeatureError:  # written for another feature schema: warm up again
-        features = FeatureState()
-    row = features.update(bar)
-    prediction = None
-    if row is not None and ensemble is not None:
-        try:
-            prediction = ensemble.predict(row)
-        except ValueError:  # a model feature not finite for this candle: no verdict
-            prediction = None
-    latency_ms = (clock() - began) * 1000.0
-    return features.to_dict(), CandleVerdict(prediction, row is not None, latency_ms)

@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 
 import pytest
 
-from tinhieu.candles import Bar
+from tinhieu.candles import Bar, ValidCandle
 from tinhieu.data import load_candles, parse_time
 from tinhieu.ensemble import Ensemble
 from tinhieu.features import WARMUP, compute_features
 from tinhieu.registry import ModelRegistry
 from tinhieu.settings import load_settings
-from tinhieu.signals import ModelCache, predict_candle
+from tinhieu.pipeline import MODEL_ERROR, NO_MODEL, WARMING_UP, advance
+from tinhieu.signals import ModelCache
 from tinhieu.training import train_quick
 
 
@@ -47,20 +49,71 @@ def test_a_model_promoted_later_is_picked_up_without_restart(tmp_path, btc, capl
     assert "BTC/USDT" not in cache.status()["missing"]
 
 
-def test_predict_candle_matches_the_batch_path(tmp_path, btc) -> None:
+def _candles(df) -> list:
+    return [
+        (ValidCandle("BTC/USDT", Bar(int(r[0]), *map(float, r[1:6]))), offset)
+        for offset, r in enumerate(df.itertuples(index=False))
+    ]
+
+
+def test_the_live_path_matches_the_batch_path_in_any_batching(tmp_path, btc) -> None:
+    """advance() over batches of any size == compute_features + predict_many (training and
+    backtest), and a re-delivered batch changes nothing."""
     registry = ModelRegistry(tmp_path / "models")
     train_quick(btc, "BTC/USDT", load_settings(model_dir=tmp_path / "models"), registry)
     ensemble = Ensemble.from_registry(registry, "BTC/USDT", min_confidence=0.45)
-    day = btc.iloc[-400:].reset_index(drop=True)
+    day = btc.iloc[-(WARMUP + 100) :].reset_index(drop=True)
     batch = ensemble.predict_many(compute_features(day).to_numpy()[WARMUP - 1 :])
-    state = None
-    live = []
-    for row in day.itertuples(index=False):
-        state, verdict = predict_candle(state, Bar(int(row[0]), *map(float, row[1:])), ensemble)
-        assert isinstance(state, dict)
-        if verdict.features_ready:
-            live.append(verdict.prediction)
-    assert len(live) == len(batch) == len(day) - (WARMUP - 1)
-    for a, b in zip(live, batch, strict=True):
-        assert a.action == b.action
-        assert a.confidence == pytest.approx(b.confidence, rel=1e-9)
+    candles = _candles(day)
+    for size in (1, 7, 500):
+        record, signals = None, []
+        for start in range(0, len(candles), size):
+            step = advance(record, "BTC/USDT", candles[start : start + size], ensemble,
+                           window_size=60, timeframe_ms=60_000)
+            assert not step.rejected
+            record = json.loads(json.dumps(step.record))  # through the table's JSON
+            signals.extend(step.signals)
+        assert [s["candle_time"] for s in signals] == day["timestamp"].tolist()
+        assert {s["reason"] for s in signals[: WARMUP - 1]} == {"warming_up"}
+        live = signals[WARMUP - 1 :]
+        assert len(live) == len(batch)
+        for a, b in zip(live, batch, strict=True):
+            assert a["reason"] == "" and a["action"] == b.action
+            assert a["confidence"] == pytest.approx(b.confidence, rel=1e-9)
+        again = advance(record, "BTC/USDT", candles[-50:], ensemble, window_size=60,
+                        timeframe_ms=60_000)
+        assert again.signals == [] and again.redelivered == 50
+        assert again.record["features"] == record["features"]
+
+
+def test_no_model_and_a_failing_model_still_give_a_signal_per_candle(btc) -> None:
+    candles = _candles(btc.iloc[: WARMUP + 5])
+    none = advance(None, "BTC/USDT", candles, None, window_size=60, timeframe_ms=60_000)
+    assert len(none.signals) == len(candles)
+    assert {(s["action"], s["reason"], len(s["votes"])) for s in none.signals} == {
+        ("NEUTRAL", NO_MODEL, 0)
+    }
+
+    class Broken:
+        model_version = "rf:broken"
+
+        def predict_many(self, X):
+            raise EOFError("model file truncated")
+
+    broken = advance(None, "BTC/USDT", candles, Broken(), window_size=60, timeframe_ms=60_000)
+    assert [s["reason"] for s in broken.signals] == [WARMING_UP] * (WARMUP - 1) + [
+        MODEL_ERROR
+    ] * 6
+    assert broken.model_error == "EOFError: model file truncated"
+
+
+def test_bad_candles_are_refused_and_the_rest_applied(btc) -> None:
+    candles = _candles(btc.iloc[:10])
+    late = candles[3]
+    conflicting = (ValidCandle("BTC/USDT", candles[5][0].bar._replace(close=1.0)), 11)
+    batch = candles[:8] + [(late[0], 12), conflicting] + candles[8:]
+    out = advance(None, "BTC/USDT", batch, None, window_size=60, timeframe_ms=60_000)
+    assert [(r.index, r.code) for r in out.rejected] == [(9, "conflicting_duplicate")]
+    assert out.duplicates == 1  # the same candle again, same values: idempotent
+    assert len(out.signals) == 10
+    assert len(out.record["window"]["candles"]) == 10

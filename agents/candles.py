@@ -1,0 +1,190 @@
+"""``process_candles``: closed candles from ``market_data`` -> window, features, ensemble ->
+``signals``, one record per symbol in ``symbol_to_window``.
+
+Candles are taken in batches (``batch_max_candles``, at most ``batch_max_wait_ms`` of
+waiting), grouped by symbol, and each symbol's batch goes through
+:func:`tinhieu.pipeline.advance` (one model call per symbol and batch). Effects, in this
+order, so a crash at any point repeats work and never loses it:
+
+1. every signal and dead letter of the batch is sent and its delivery awaited;
+2. then each symbol's record is written, once.
+
+A re-delivered candle (at or before the record's source offset) was delivered before the
+record moved past it and is skipped; the record is written again anyway, since the local
+store may be ahead of the changelog after a crash. Any message that cannot be processed,
+for whatever reason, becomes a dead letter (``internal_error`` with the exception for the
+unexpected) and the agent goes on with the next one: nothing crashes it or blocks a symbol.
+"""
+
+from __future__ import annotations
+
+from streams.app import app, runtime, settings  # first: the app must exist  # isort: skip
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Sequence
+from typing import Any
+
+from faust.types import EventT
+
+from agents.deadletter import send_dead_letter
+from models.records import Signal
+from streams.topics import market_data_raw_topic, signals_topic
+from tables import write_for_event
+from tables.windows import symbol_to_window
+from tinhieu import i18n
+from tinhieu.candles import CandleError, ValidCandle, candle_from_message
+from tinhieu.pipeline import Advanced, Rejected, advance
+
+log = logging.getLogger("tinhieu.candles")
+AGENT = "process_candles"
+
+i18n.register(
+    {
+        "window_gap": (
+            i18n.TAGS["warn"],
+            "{symbol}: thiếu {missing} nến giữa {after} và {before} (đã ghi nhận, không tự điền)",
+            "{symbol}: {missing} candles missing between {after} and {before} "
+            "(recorded, not filled)",
+        ),
+        "model_error": (
+            i18n.TAGS["error"],
+            "{symbol}: mô hình lỗi khi dự đoán ({error}); tín hiệu NEUTRAL cho {count} nến",
+            "{symbol}: the models failed to predict ({error}); NEUTRAL for {count} candles",
+        ),
+    }
+)
+
+
+def _internal(exc: BaseException) -> tuple[str, str]:
+    return "internal_error", f"{type(exc).__name__}: {exc}"[:2000]
+
+
+def _decode(event: EventT) -> ValidCandle:
+    timeframe_ms = settings.timeframe_ms
+    return candle_from_message(
+        event.message.key,
+        event.value,
+        settings.symbols,
+        timeframe_ms,
+        now_ms=int(time.time() * 1000),
+        future_tolerance_ms=int(settings.future_tolerance_timeframes * timeframe_ms),
+        max_bytes=settings.max_message_bytes,
+    )
+
+
+def _advance(symbol: str, record: Any, items: Sequence[tuple[EventT, ValidCandle]]) -> Advanced:
+    return advance(
+        record,
+        symbol,
+        [(candle, event.message.offset) for event, candle in items],
+        runtime.models.current(symbol),
+        window_size=settings.window_size,
+        timeframe_ms=settings.timeframe_ms,
+    )
+
+
+def _advance_one_by_one(
+    symbol: str, record: Any, items: Sequence[tuple[EventT, ValidCandle]]
+) -> Advanced | None:
+    """Slow path after an unexpected error in a batch: each candle alone, so only the one
+    that fails is refused (``internal_error``) and every other candle still counts.
+    ``None`` when no candle could be applied to a symbol that had no record yet."""
+    result: Advanced | None = None
+    signals: list[dict[str, Any]] = []
+    rejected: list[Rejected] = []
+    gaps: list[dict[str, Any]] = []
+    for index, item in enumerate(items):
+        try:
+            step = _advance(symbol, result.record if result else record, [item])
+        except Exception as exc:  # noqa: BLE001
+            rejected.append(Rejected(index, *_internal(exc)))
+            continue
+        rejected.extend(Rejected(index, r.code, r.reason) for r in step.rejected)
+        signals.extend(step.signals)
+        gaps.extend(step.gaps)
+        result = step
+    if result is None:
+        return Advanced(record=record, rejected=rejected) if record else None
+    result.signals, result.rejected, result.gaps = signals, rejected, gaps
+    return result
+
+
+async def handle_batch(events: Sequence[EventT]) -> None:
+    """Process one batch of ``market_data`` events (see the module docstring)."""
+    by_symbol: dict[str, list[tuple[EventT, ValidCandle]]] = {}
+    letters: list[tuple[EventT, str, str]] = []
+    for event in events:
+        try:
+            candle = _decode(event)
+        except CandleError as err:
+            letters.append((event, err.code, err.reason))
+            continue
+        except Exception as exc:  # noqa: BLE001 - whatever it is, a dead letter, not a crash
+            letters.append((event, *_internal(exc)))
+            continue
+        by_symbol.setdefault(candle.symbol, []).append((event, candle))
+
+    records: dict[bytes, tuple[dict[str, Any], EventT]] = {}
+    pending: list[Awaitable[Any]] = []
+    for symbol, items in by_symbol.items():
+        key = symbol.encode()
+        record = symbol_to_window.get(key)
+        try:
+            result: Advanced | None = _advance(symbol, record, items)
+        except Exception:  # noqa: BLE001
+            result = _advance_one_by_one(symbol, record, items)
+        if result is None:
+            letters.extend((event, "internal_error", "no candle could be applied")
+                           for event, _ in items)
+            continue
+        letters.extend((items[r.index][0], r.code, r.reason) for r in result.rejected)
+        for gap in result.gaps:
+            i18n.log(log, logging.WARNING, "window_gap", symbol=symbol, **gap)
+        if result.model_error:
+            i18n.log(log, logging.ERROR, "model_error", symbol=symbol,
+                     error=result.model_error, count=len(result.signals))
+        if result.signals and not result.signals[-1]["reason"]:
+            runtime.predict_latency.add(result.signals[-1]["latency_ms"])
+        for data in result.signals:
+            pending.append(await signals_topic.send(key=symbol, value=Signal.from_data(data)))
+        records[key] = (result.record, items[-1][0])
+    letters.sort(key=lambda letter: (letter[0].message.partition, letter[0].message.offset))
+    for event, code, reason in letters:
+        pending.append(await send_dead_letter(event, code, reason, agent=AGENT))
+    if pending:
+        await asyncio.gather(*pending)  # delivered before the records move past them
+    for key, (record, event) in records.items():
+        write_for_event(symbol_to_window, key, record, event)
+
+
+@app.agent(market_data_raw_topic, name=AGENT)
+async def process_candles(stream):  # type: ignore[no-untyped-def]
+    """Closed candles -> one record per symbol and a Signal per candle; bad ones to
+    dead letters."""
+    await runtime.models_loaded.wait()  # the first candle already meets its models
+    async for events in stream.take_events(
+        settings.batch_max_candles, within=settings.batch_max_wait_ms / 1000.0
+    ):
+        try:
+            await handle_batch(events)
+        except Exception:  # noqa: BLE001 - isolate the message that breaks the batch
+            log.exception("batch of %d candles failed; retrying one message at a time",
+                          len(events))
+            for event in events:
+                try:
+                    await handle_batch([event])
+                except Exception as exc:  # noqa: BLE001
+                    await (await send_dead_letter(event, *_internal(exc), agent=AGENT))
+
+
+@app.timer(settings.model_check_interval_s, name="refresh_models")
+async def refresh_models() -> None:
+    """Follow the registry: (re)load changed models in an executor, swap them atomically."""
+    await runtime.refresh_models()
+
+
+@app.task
+async def load_models_at_start() -> None:
+    await runtime.refresh_models()

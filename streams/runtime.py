@@ -1,0 +1,87 @@
+"""The worker's runtime objects: what agents share besides tables (no module globals).
+
+One :class:`Runtime` is built next to the app (``streams.app.runtime``) and handed to what
+needs it: the model cache, the trade-log writer and the latency samples shown on ``/health``.
+Blocking work lives here behind coroutines that run it off the event loop: SQLite writes on
+one dedicated thread (SQLite wants one writer), model loading in the default executor.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+from tinhieu.ensemble import parse_weights
+from tinhieu.registry import ModelRegistry
+from tinhieu.settings import Settings
+from tinhieu.signals import ModelCache
+from tinhieu.tradelog import TradeLog
+
+T = TypeVar("T")
+
+
+class LatencySamples:
+    """The last ``size`` latencies in ms, summarised as p50/p99 for /health."""
+
+    def __init__(self, size: int = 2000) -> None:
+        self._values: deque[float] = deque(maxlen=size)
+
+    def add(self, ms: float) -> None:
+        self._values.append(ms)
+
+    def summary(self) -> dict[str, Any]:
+        if not self._values:
+            return {}
+        ordered = sorted(self._values)
+        cuts = statistics.quantiles(ordered, n=100) if len(ordered) > 1 else ordered * 99
+        return {"p50_ms": round(cuts[49], 4), "p99_ms": round(cuts[98], 4),
+                "samples": len(ordered)}
+
+
+class Runtime:
+    """Per-worker shared objects; built once by ``streams.app``."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.models = ModelCache(
+            ModelRegistry(settings.models_path),
+            weights=parse_weights(settings.ensemble_weights),
+            min_confidence=settings.min_confidence,
+        )
+        self.models_loaded = asyncio.Event()
+        self.predict_latency = LatencySamples()
+        self._db_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tradelog")
+        self._trade_log: TradeLog | None = None
+
+    # --- models -----------------------------------------------------------------------
+    async def refresh_models(self) -> None:
+        """Check the registry for every symbol and (re)load what changed, off the loop."""
+        loop = asyncio.get_running_loop()
+        try:
+            await loop.run_in_executor(None, self.models.refresh_all, self.settings.symbols)
+        finally:  # a registry that cannot be read leaves symbols without models, not stuck
+            self.models_loaded.set()
+
+    # --- trade log ----------------------------------------------------------------------
+    def _open_trade_log(self) -> TradeLog:
+        if self._trade_log is None:
+            self._trade_log = TradeLog(self.settings.trade_db_path)
+        return self._trade_log
+
+    async def trade_log(self, work: Callable[[TradeLog], T]) -> T:
+        """Run ``work(trade_log)`` on the trade log's own thread and wait for it."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(
+            self._db_thread, lambda: work(self._open_trade_log())
+        )
+
+    def close(self) -> None:
+        """Close the trade log (on its thread) and stop the thread."""
+        if self._trade_log is not None:
+            self._db_thread.submit(self._trade_log.close).result(timeout=10)
+            self._trade_log = None
+        self._db_thread.shutdown(wait=True)
