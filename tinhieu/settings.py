@@ -129,6 +129,13 @@ class Settings(BaseSettings):
         "and MACD need a few hundred candles to settle to the values training saw.",
     )
     retry_max_delay_s: float = Field(60.0, gt=0, le=3600)
+    ingest_backoff_max_s: float = Field(
+        300.0,
+        gt=0,
+        le=86_400,
+        description="Longest wait between two ingest polls while the exchange fails: the "
+        "wait starts at poll_interval_s and doubles per failed poll up to this.",
+    )
 
     # --- ML signals -----------------------------------------------------------------
     model_dir: Path | None = Field(None, description="Model registry; default data_dir/models.")
