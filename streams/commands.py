@@ -199,6 +199,13 @@ async def models(self: object, action: str, args: tuple[str, ...]) -> None:
         default=False,
         help="Allow models trained on data inside the range (biased!).",
     ),
+    option(
+        "--engine",
+        default="fast",
+        show_default=True,
+        help="fast (the risk step) or backtrader (also Backtrader's BackBroker and analyzers "
+        "on the same candles and signals, side by side; slower).",
+    ),
 )
 async def backtest(
     self: object,
@@ -208,19 +215,34 @@ async def backtest(
     end: str | None,
     out: Path | None,
     allow_overlap: bool,
+    engine: str,
 ) -> None:
-    """Offline backtest: the same features, ensemble and risk rules as the live stream."""
+    """Offline backtest: the same features, ensemble and risk rules as the live stream.
+
+    The features warm up on the candles before --start in the files when they have them.
+    """
     from tinhieu.backtest import BacktestError, run_backtest_command
+    from tinhieu.backtest.report import format_engine_comparison
 
     out = out or settings.data_dir / "reports" / "backtest"
     wanted = [s for s in (symbols or "").split(",") if s.strip()] or None
     try:
         result = await _in_thread(
-            run_backtest_command, settings, wanted, data_dir, start, end, out, allow_overlap
+            run_backtest_command,
+            settings,
+            wanted,
+            data_dir,
+            start,
+            end,
+            out,
+            allow_overlap,
+            engine=engine,
         )
     except (BacktestError, DataFileError, UnknownSymbolError) as exc:
         raise SystemExit(f"[LOI] {exc}") from None
-    print(f"[DU LIEU] backtest report: {getattr(result, 'report_path', out)}")
+    if result.engine == "backtrader":
+        print(format_engine_comparison(result))
+    print(f"[DU LIEU] backtest report: {out / 'report.md'}")
 
 
 @app.command(

@@ -1,4 +1,5 @@
-"""Offline backtest: real candles, a real registry model, the live path's warm-up and orders."""
+"""Offline backtest: real candles, a real registry model, the live path's warm-up and orders,
+and the Backtrader engine beside the fast one."""
 
 from __future__ import annotations
 
@@ -123,12 +124,60 @@ def test_orders_jsonl_are_the_fills_as_order_records(result):
     assert len({o["id"] for o in orders}) == len(orders)
 
 
-def test_no_signal_and_no_order_before_the_warmup(result):
-    for r in result.symbols.values():
+def test_history_before_the_range_gives_signals_from_its_first_candle(result, frames):
+    assert WARMUP < TRAIN_ROWS  # the frames hold WARMUP candles before the range
+    for sym, r in result.symbols.items():
+        assert (r.history_candles, r.first_signal_index) == (WARMUP, 0)
+        assert r.timestamps[0] == frames[sym]["timestamp"].iloc[TRAIN_ROWS]
+        assert not np.isnan(r.actions[0]) and not np.isnan(r.actions).any()
+    report = (result.out_dir / "report.md").read_text()
+    assert f"warmed up on the {WARMUP} candles before the range" in report
+    assert "signals from the first candle of the range" in report
+
+
+def test_without_history_the_warmup_is_inside_the_range_and_said_so(
+    frames, settings, registry, tmp_path
+):
+    start = range_start(frames)
+    cold = {s: df[df["timestamp"] >= start].reset_index(drop=True) for s, df in frames.items()}
+    res = run_backtest(
+        cold, settings, registry, start_ms=start, end_ms=None, out_dir=tmp_path, progress=False
+    )
+    for r in res.symbols.values():
+        assert (r.history_candles, r.first_signal_index) == (0, WARMUP - 1)
         assert np.isnan(r.actions[: WARMUP - 1]).all()
         assert not np.isnan(r.actions[WARMUP - 1])
         first_fill = min(f.fill_time for f in r.fills) if r.fills else math.inf
         assert first_fill >= r.timestamps[WARMUP]
+        assert r.buy_hold[WARMUP - 1] == r.buy_hold[0] != r.buy_hold[WARMUP]  # bought at row WARMUP
+    report = (tmp_path / "report.md").read_text()
+    assert "no history before the range start" in report
+    assert f"no signal before candle {WARMUP} of the range" in report
+
+
+def test_a_range_equals_the_slice_of_an_earlier_longer_backtest(
+    result, frames, settings, registry, tmp_path
+):
+    """Warmed up on history, [start, end) has the signals of a backtest that began 500
+    candles earlier (itself warmed up on the WARMUP candles before that), candle for candle."""
+    earlier = 500
+    longer = run_backtest(
+        frames,
+        settings,
+        registry,
+        start_ms=int(frames["BTC/USDT"]["timestamp"].iloc[TRAIN_ROWS - earlier]),
+        end_ms=None,
+        allow_overlap=True,  # the test model was trained on those 500 candles; signals only
+        out_dir=tmp_path,
+        progress=False,
+    )
+    for sym in SYMBOLS:
+        short, long = result.symbols[sym], longer.symbols[sym]
+        assert (long.first_signal_index, len(long.actions)) == (0, len(short.actions) + earlier)
+        assert list(long.timestamps[earlier:]) == list(short.timestamps)
+        np.testing.assert_array_equal(long.actions[earlier:], short.actions)
+        np.testing.assert_allclose(long.confidences[earlier:], short.confidences, rtol=1e-9)
+        assert np.isfinite(short.confidences).all()
 
 
 def test_backtest_orders_equal_the_live_path(result, frames, settings, registry):
@@ -137,14 +186,19 @@ def test_backtest_orders_equal_the_live_path(result, frames, settings, registry)
     compared = 0
     for sym in SYMBOLS:
         ens = Ensemble.from_registry(registry, sym, min_confidence=settings.min_confidence)
-        df = frames[sym].iloc[TRAIN_ROWS:]
+        # a live worker that started 2 x WARMUP candles before the range; its book opens
+        # with the range (the backtest warmed up on only the WARMUP candles before it)
         features = FeatureState()
+        for row in frames[sym].iloc[TRAIN_ROWS - 2 * WARMUP : TRAIN_ROWS].itertuples(index=False):
+            features.update(Bar(int(row.timestamp), *row[1:]))
+        df = frames[sym].iloc[TRAIN_ROWS:]
         state = new_state(sym, cfg)
         live = []
         for row in df.itertuples(index=False):
             bar = Bar(int(row.timestamp), row.open, row.high, row.low, row.close, row.volume)
             vector = features.update(bar)
-            if vector is None or not np.isfinite(vector[MODEL_COLUMNS]).all():
+            assert vector is not None  # warm from the first candle of the range
+            if not np.isfinite(vector[MODEL_COLUMNS]).all():
                 state, fills = step(state, bar, None, cfg)
             else:
                 p = ens.predict(vector)
@@ -217,6 +271,8 @@ def test_command_loads_files_by_symbol_and_dates(settings, registry, frames, tmp
         progress=False,
     )
     assert list(res.symbols) == ["BTC/USDT"] and res.candles == 300
+    assert res.symbols["BTC/USDT"].history_candles == WARMUP  # read before --start in the file
+    assert not np.isnan(res.symbols["BTC/USDT"].actions).any()
 
 
 def test_simulate_with_stored_signals_is_deterministic():
@@ -284,3 +340,59 @@ def test_report_json_round_trip_of_orders(result):
     line = (result.out_dir / "orders.jsonl").read_text().splitlines()[0]
     assert set(json.loads(line)) >= {"id", "side", "price", "amount", "fee", "fill_time"}
     assert warmup_candles() == WARMUP - 1
+
+
+# --- the Backtrader engine beside the fast one ------------------------------------------------
+def test_backtrader_engine_beside_the_fast_one(frames, registry, tmp_path):
+    """Same candles and signals through BackBroker: the figures side by side in report.md,
+    every fill identical or explained by the documented difference."""
+    tight = load_settings(
+        min_confidence=0.45,
+        label_horizon=5,
+        label_threshold_pct=0.05,
+        fee_pct=0.1,
+        stop_loss_pct=0.3,
+        take_profit_pct=0.4,
+    )
+    res = run_backtest(
+        frames,
+        tight,
+        registry,
+        start_ms=range_start(frames),
+        end_ms=None,
+        out_dir=tmp_path,
+        progress=False,
+        engine="backtrader",
+    )
+    assert res.engine == "backtrader" and res.backtrader_seconds > 0
+    for r in res.symbols.values():
+        cmp, run = r.fill_comparison, r.backtrader
+        assert cmp is not None and run is not None
+        assert cmp.other == [], cmp.other
+        assert len(r.fills) >= 10 and len(run.fills) == len(r.fills)
+        assert cmp.same + cmp.documented + cmp.amount_only == len(r.fills)
+        if cmp.differ == 0:  # identical fills: identical books
+            assert run.final_value == pytest.approx(r.equity[-1], rel=1e-9)
+            assert run.figures["trades"] == r.metrics["trades"]
+            assert run.figures["max_drawdown_pct"] == pytest.approx(
+                r.metrics["max_drawdown_pct"], rel=1e-9
+            )
+    report = (tmp_path / "report.md").read_text()
+    assert "## Engines side by side" in report
+    assert "| metric | fast engine (step) | Backtrader (BackBroker) |" in report
+    assert "differ**" in report and "The documented difference" in report
+    assert "opens above the take profit" in report
+
+
+def test_unknown_engine_is_refused(frames, settings, registry, tmp_path):
+    with pytest.raises(BacktestError, match="unknown engine 'zipline'.*fast, backtrader"):
+        run_backtest(
+            frames,
+            settings,
+            registry,
+            start_ms=range_start(frames),
+            end_ms=None,
+            out_dir=tmp_path,
+            progress=False,
+            engine="zipline",
+        )

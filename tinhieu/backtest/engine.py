@@ -2,10 +2,19 @@
 
 Per symbol: :func:`tinhieu.features.compute_features` (batch, proven equal to the streaming
 ``FeatureState``), ``Ensemble.predict_many`` on every candle that has a full feature row,
-then :func:`tinhieu.broker.step` over every candle. Like the live pipeline, no signal (hence
-no order) exists before the feature warm-up: the first ``WARMUP - 1`` candles of the range.
-So the offline orders equal the ones the pipeline produces when the same candles are replayed
-through Kafka (``orders.jsonl`` has the ``Order`` fields for that comparison).
+then :func:`tinhieu.broker.step` over every candle of the range.
+
+Warm-up: the features warm up on the ``WARMUP`` candles before the range start when the
+history has them (as a live worker warms up on its back-fill), so the first candle of the
+range already has a signal and a backtest of a range gives the signals of a live run that
+started earlier. Without history before the start, the features warm up inside the range as
+the live pipeline does after a cold start: no signal (hence no order) before candle
+``WARMUP`` of the range, and the report says so. Either way the offline orders equal the
+ones the pipeline produces for the same candles (``orders.jsonl`` has the ``Order`` fields
+for that comparison).
+
+``engine="backtrader"`` also runs the same candles and signals through Backtrader's broker
+(:mod:`tinhieu.backtest.bt_engine`) and puts its analyzers beside the fast engine's figures.
 
 Honesty rules: only models whose training data ended before the backtest range are used
 (refused otherwise unless ``allow_overlap=True``), and every figure stands beside a naive
@@ -22,7 +31,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NamedTuple, Protocol
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 import numpy as np
 import pandas as pd
@@ -32,7 +41,11 @@ from tinhieu.backtest.report import fmt_ms, write_report
 from tinhieu.broker import Fill, RiskConfig, SignalIn, new_state, step
 from tinhieu.candles import Bar
 from tinhieu.data import find_history_file, load_candles, parse_time
+from tinhieu.features import WARMUP
 from tinhieu.performance import buy_and_hold, compute_metrics
+
+if TYPE_CHECKING:
+    from tinhieu.backtest.bt_engine import BacktraderRun, FillComparison
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +97,10 @@ class Predictor(Protocol):
 PredictorFactory = Callable[[str], Predictor]
 """symbol -> an object with ``predict_many(X)``; ``X`` rows are in ``FEATURE_NAMES`` order."""
 
+ENGINES = ("fast", "backtrader")
+"""``fast``: :func:`simulate` (``step`` per candle). ``backtrader``: the same, plus Backtrader's
+``BackBroker`` and analyzers on the same candles and signals, side by side in the report."""
+
 
 @dataclass
 class SymbolResult:
@@ -101,8 +118,13 @@ class SymbolResult:
     buy_hold_metrics: dict[str, float]
     signals: int
     actions: np.ndarray  # -1/0/+1 per candle, NaN where no signal
+    confidences: np.ndarray  # per candle, NaN where no signal
+    history_candles: int  # candles before the range the features warmed up on
+    first_signal_index: int  # first candle of the range that can have a signal
     classification: dict[str, Any] = field(default_factory=dict)
     model_versions: list[str] = field(default_factory=list)
+    backtrader: BacktraderRun | None = None  # engine="backtrader" only
+    fill_comparison: FillComparison | None = None  # engine="backtrader" only
 
 
 @dataclass
@@ -113,6 +135,8 @@ class BacktestResult:
     out_dir: Path
     candles: int
     seconds: float
+    engine: str = "fast"
+    backtrader_seconds: float = 0.0
     portfolio: dict[str, float] = field(default_factory=dict)
     portfolio_buy_hold: dict[str, float] = field(default_factory=dict)
 
@@ -127,10 +151,32 @@ class BacktestResult:
 
 # --- the engine -----------------------------------------------------------------------------
 def warmup_candles() -> int:
-    """Index of the first candle with a signal (the first full feature row)."""
-    from tinhieu.features import WARMUP
-
+    """Index of the first candle with a signal in a series (the first full feature row)."""
     return WARMUP - 1
+
+
+def history_candles() -> int:
+    """Candles before the range start the features warm up on, when the history has them.
+
+    ``WARMUP``: the first range candle is then row ``WARMUP`` of the series (a signal from row
+    ``WARMUP - 1`` on), exactly where a live worker that back-filled ``WARMUP`` candles is.
+    """
+    return WARMUP
+
+
+def with_history(
+    df: pd.DataFrame, start_ms: int | None, end_ms: int | None, history: int
+) -> tuple[pd.DataFrame, int]:
+    """The candles of ``[start_ms, end_ms)`` preceded by up to ``history`` earlier candles.
+
+    Returns the frame (index reset) and how many of its first rows are history. Candles are
+    counted, not minutes: history across a data gap is used as the live stream would.
+    """
+    ts = df["timestamp"].to_numpy(np.int64)
+    lo = 0 if start_ms is None else int(np.searchsorted(ts, start_ms, side="left"))
+    hi = len(ts) if end_ms is None else int(np.searchsorted(ts, end_ms, side="left"))
+    first = max(0, lo - history)
+    return df.iloc[first : max(hi, lo)].reset_index(drop=True), lo - first
 
 
 def simulate(
@@ -221,7 +267,7 @@ def predict_signals(
     preds: list[PredictionLike | None] = [None] * len(df)
     usable = np.isfinite(X[:, MODEL_COLUMNS]).all(axis=1)
     # FeatureState.update returns its first row on the WARMUP-th candle (index WARMUP - 1).
-    usable[: min(max(warmup - 1, 0), len(df))] = False
+    usable[: min(max(warmup, 0), len(df))] = False
     rows = np.flatnonzero(usable)
     for lo in range(0, len(rows), chunk):
         part = rows[lo : lo + chunk]
@@ -349,15 +395,18 @@ def run_backtest(
     out_dir: Path,
     progress: bool = True,
     predictor_factory: PredictorFactory | None = None,
+    engine: str = "fast",
 ) -> BacktestResult:
     """Backtest every symbol of ``frames`` and write the report to ``out_dir``.
 
     Parameters
     ----------
     frames : mapping of symbol to DataFrame
-        Candles (``timestamp,open,high,low,close,volume``), ascending. Only the rows in
-        ``[start_ms, end_ms)`` are used; the features warm up on the first of them, exactly
-        as the live stream does after it starts.
+        Candles (``timestamp,open,high,low,close,volume``), ascending. The rows in
+        ``[start_ms, end_ms)`` are traded; up to ``WARMUP`` rows before ``start_ms`` (when
+        the frame has them) warm the features up, so the first candle of the range already
+        has a signal. Without them the features warm up on the range itself, as the live
+        stream does after a cold start.
     settings : tinhieu.settings.Settings
         Risk rules, label horizon/threshold, ensemble weights, timeframe.
     registry : tinhieu.registry.ModelRegistry
@@ -373,34 +422,36 @@ def run_backtest(
         Show a tqdm progress bar (on stderr).
     predictor_factory : callable, optional
         ``symbol -> predictor`` with ``predict_many``; default ``Ensemble.from_registry``.
+    engine : {"fast", "backtrader"}
+        ``backtrader`` also runs the same candles and signals through Backtrader's
+        ``BackBroker`` with its analyzers, side by side with the fast engine in the report.
 
     Raises
     ------
     BacktestError
-        No candles in the range, a model trained on the range, wrong predictions.
+        No candles in the range, a model trained on the range, wrong predictions, an
+        unknown engine.
     """
     from tqdm import tqdm
 
+    if engine not in ENGINES:
+        raise BacktestError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
     cfg = RiskConfig.from_settings(settings)
     out_dir = Path(out_dir)
-    sliced: dict[str, pd.DataFrame] = {}
+    sliced: dict[str, tuple[pd.DataFrame, int]] = {}
     for symbol, df in frames.items():
-        part = df
-        if start_ms is not None:
-            part = part[part["timestamp"] >= start_ms]
-        if end_ms is not None:
-            part = part[part["timestamp"] < end_ms]
-        if part.empty:
+        part, history = with_history(df, start_ms, end_ms, history_candles())
+        if len(part) == history:
             raise BacktestError(
                 f"{symbol}: no candles between {fmt_ms(start_ms)} and {fmt_ms(end_ms)}; "
                 f"the data covers {fmt_ms(df['timestamp'].min() if len(df) else None)} to "
                 f"{fmt_ms(df['timestamp'].max() if len(df) else None)}"
             )
-        sliced[symbol] = part.reset_index(drop=True)
+        sliced[symbol] = part, history
     if not sliced:
         raise BacktestError("no symbols to backtest")
-    first = min(int(d["timestamp"].iloc[0]) for d in sliced.values())
-    last = max(int(d["timestamp"].iloc[-1]) for d in sliced.values())
+    first = min(int(d["timestamp"].iloc[h]) for d, h in sliced.values())
+    last = max(int(d["timestamp"].iloc[-1]) for d, _ in sliced.values())
     i18n.log(
         log,
         logging.INFO,
@@ -412,22 +463,23 @@ def run_backtest(
 
     versions: dict[str, list[str]] = {}
     if registry is not None:
-        for symbol, df in sliced.items():
+        for symbol, (df, history) in sliced.items():
             versions[symbol] = check_training_windows(
-                registry, symbol, int(df["timestamp"].iloc[0]), allow_overlap
+                registry, symbol, int(df["timestamp"].iloc[history]), allow_overlap
             )
     if predictor_factory is None and registry is None:
         raise BacktestError("no model registry and no predictor_factory: nothing to predict with")
     factory = predictor_factory or _default_factory(settings, registry)
 
-    warmup = warmup_candles()
-    total = sum(len(d) for d in sliced.values())
+    total = sum(len(d) - h for d, h in sliced.values())
     started = time.perf_counter()
+    bt_seconds = 0.0
     results: dict[str, SymbolResult] = {}
     with tqdm(total=total, unit="candle", disable=not progress, desc="backtest") as bar:
-        for symbol, df in sliced.items():
+        for symbol, (df, history) in sliced.items():
             bar.set_postfix_str(symbol)
-            preds, _ = predict_signals(df, factory(symbol), warmup)
+            preds, _ = predict_signals(df, factory(symbol), warmup_candles())
+            df, preds = df.iloc[history:].reset_index(drop=True), preds[history:]
             _, fills, equity, held = simulate(symbol, df, preds, cfg, progress=bar.update)
             results[symbol] = _summarize(
                 symbol,
@@ -438,17 +490,36 @@ def run_backtest(
                 held,
                 cfg,
                 settings,
-                warmup,
+                history,
                 versions.get(symbol, []),
             )
-    seconds = time.perf_counter() - started
-    result = BacktestResult(results, out_dir, total, seconds)
+            if engine == "backtrader":
+                bt_started = time.perf_counter()
+                _beside_backtrader(results[symbol], df, preds, cfg, settings)
+                bt_seconds += time.perf_counter() - bt_started
+    seconds = time.perf_counter() - started - bt_seconds
+    result = BacktestResult(results, out_dir, total, seconds, engine, bt_seconds)
     _portfolio(result, settings)
     write_report(result, settings, start_ms=start_ms, end_ms=end_ms, allow_overlap=allow_overlap)
     i18n.log(
         log, logging.INFO, "backtest.done", path=out_dir / "report.md", rate=result.candles_per_s
     )
     return result
+
+
+def _beside_backtrader(
+    r: SymbolResult,
+    df: pd.DataFrame,
+    preds: Sequence[PredictionLike | None],
+    cfg: RiskConfig,
+    settings: Any,
+) -> None:
+    """The same range candles and the same signals through Backtrader; fills compared."""
+    # imported here: Backtrader is only needed when it is asked for
+    from tinhieu.backtest.bt_engine import compare_fills, run_backtrader
+
+    r.backtrader = run_backtrader(r.symbol, df, preds, cfg, settings.timeframe_ms)
+    r.fill_comparison = compare_fills(r.fills, r.backtrader.fills)
 
 
 def _summarize(
@@ -460,25 +531,27 @@ def _summarize(
     held: np.ndarray,
     cfg: RiskConfig,
     settings: Any,
-    warmup: int,
+    history: int,
     versions: list[str],
 ) -> SymbolResult:
     ts = df["timestamp"].to_numpy(np.int64)
     close = df["close"].to_numpy(np.float64)
+    first_signal = max(0, warmup_candles() - history)
     bh, bh_fee = buy_and_hold(
         df["open"].to_numpy(np.float64),
         close,
-        entry_index=warmup + 1,
+        entry_index=first_signal + 1,
         cash=cfg.starting_cash,
         position_size_pct=cfg.position_size_pct,
         commission_pct=cfg.commission_pct,
     )
     tf = settings.timeframe_ms
-    bh_held = np.arange(len(ts)) >= warmup + 1
+    bh_held = np.arange(len(ts)) >= first_signal + 1
     metrics = compute_metrics(equity, timeframe_ms=tf, timestamps=ts, fills=fills, in_position=held)
     bh_metrics = compute_metrics(bh, timeframe_ms=tf, timestamps=ts, in_position=bh_held)
     bh_metrics.update(fees_paid=bh_fee, trades=float("nan"), win_rate_pct=float("nan"))
     actions = np.array([np.nan if p is None else _ACTION_CODE.get(p.action, np.nan) for p in preds])
+    confidences = np.array([np.nan if p is None else float(p.confidence) for p in preds])
     seen_versions = sorted({p.model_version for p in preds if p is not None})
     result = SymbolResult(
         symbol=symbol,
@@ -493,6 +566,9 @@ def _summarize(
         buy_hold_metrics=bh_metrics,
         signals=int(np.sum(~np.isnan(actions))),
         actions=actions,
+        confidences=confidences,
+        history_candles=history,
+        first_signal_index=first_signal,
         classification=signal_classification(ts, close, actions, settings),
         model_versions=versions or seen_versions,
     )
@@ -564,11 +640,14 @@ def run_backtest_command(
     allow_overlap: bool = False,
     registry: Any = None,
     progress: bool = True,
+    engine: str = "fast",
 ) -> BacktestResult:
     """What ``faust -A streams.app backtest`` runs: load the history files, backtest, report.
 
     ``symbols`` in any form (``btc``, ``BTCUSDT``); default all configured ones. ``start`` /
-    ``end`` as ``2021-05-01`` or ``2021-05-01T12:00`` (UTC) or ms.
+    ``end`` as ``2021-05-01`` or ``2021-05-01T12:00`` (UTC) or ms. The candles before
+    ``start`` in the files warm the features up (see :func:`run_backtest`). ``engine``:
+    one of :data:`ENGINES`.
     """
     from tinhieu.symbols import normalize
 
@@ -578,8 +657,9 @@ def run_backtest_command(
         registry = ModelRegistry(settings.models_path)
     chosen = [normalize(s, settings.symbols) for s in (symbols or settings.symbols)]
     start_ms, end_ms = parse_time(start), parse_time(end)
+    # from the file's first candle: run_backtest warms up on the WARMUP candles before start_ms
     frames = {
-        sym: load_candles(find_history_file(data_dir, sym, settings.timeframe), start_ms, end_ms)
+        sym: load_candles(find_history_file(data_dir, sym, settings.timeframe), None, end_ms)
         for sym in chosen
     }
     return run_backtest(
@@ -591,4 +671,5 @@ def run_backtest_command(
         allow_overlap=allow_overlap,
         out_dir=Path(out_dir),
         progress=progress,
+        engine=engine,
     )

@@ -8,6 +8,7 @@ with the orders of the live pipeline.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -15,10 +16,11 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from tinhieu.broker import Fill, RiskConfig
+from tinhieu.features import WARMUP
 from tinhieu.performance import format_metrics_table
 
 if TYPE_CHECKING:
-    from tinhieu.backtest.engine import BacktestResult
+    from tinhieu.backtest.engine import BacktestResult, SymbolResult
 
 
 def fmt_ms(ms: int | float | None) -> str:
@@ -65,8 +67,6 @@ def write_report(
     frame.to_csv(out / "trades.csv", index=False)
     plot_equity(result, out / "equity.png")
 
-    from tinhieu.backtest.engine import warmup_candles
-
     cfg = RiskConfig.from_settings(settings)
     first = min(int(r.timestamps[0]) for r in result.symbols.values())
     last = max(int(r.timestamps[-1]) for r in result.symbols.values())
@@ -82,8 +82,9 @@ def write_report(
         f"min confidence {cfg.min_confidence:g}, long only.",
         "Fills: market orders at the next candle's open; stop/take profit at the level, or at "
         "the open when the candle gaps beyond it; stop first when both are inside one candle.",
-        f"Buy and hold: same cash and sizing, bought at the open of candle {warmup_candles() + 1}"
-        " of the range (the first on which the strategy could fill), marked at each close.",
+        "Buy and hold: same cash and sizing, bought at the open of the candle after the first "
+        "signal (the first on which the strategy could fill), marked at each close.",
+        warmup_summary(result),
     ]
     if allow_overlap:
         lines.append(
@@ -99,12 +100,17 @@ def write_report(
         ),
         "",
     ]
+    if result.engine == "backtrader":
+        lines += ["## Engines side by side: fast (step) and Backtrader (BackBroker)", ""]
+        lines += engine_comparison_lines(result)
     for sym, r in result.symbols.items():
         lines += [
             f"## {sym}",
             "",
             f"{len(r.timestamps):,} candles, {r.signals:,} signals, {len(r.fills)} fills; "
             f"models: {', '.join(r.model_versions) or '-'}",
+            "",
+            f"Warm-up: {symbol_warmup(r)}",
             "",
             format_metrics_table({"strategy": r.metrics, "buy and hold": r.buy_hold_metrics}),
             "",
@@ -178,3 +184,117 @@ def plot_equity(result: BacktestResult, path: Path, max_points: int = 4000) -> N
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     plt.close(fig)
+
+
+def symbol_warmup(r: SymbolResult) -> str:
+    """One sentence: where this symbol's features warmed up, and its first signal."""
+    if r.history_candles >= WARMUP - 1:
+        return (
+            f"on the {r.history_candles} candles before the range start (WARMUP = {WARMUP}); "
+            "signals from the first candle of the range."
+        )
+    where = (
+        "no history before the range start in the data, so the features warmed up inside the "
+        "range (as a live worker after a cold start)"
+        if r.history_candles == 0
+        else f"only {r.history_candles} candles before the range start (WARMUP = {WARMUP})"
+    )
+    return (
+        f"{where}: no signal before candle {r.first_signal_index + 1} of the range; "
+        f"buy and hold bought at the open of candle {r.first_signal_index + 2}."
+    )
+
+
+def warmup_summary(result: BacktestResult) -> str:
+    """The report's warm-up line: all symbols warmed up on history, or which did not."""
+    cold = [sym for sym, r in result.symbols.items() if r.first_signal_index > 0]
+    if not cold:
+        return (
+            f"Warm-up: the features of every symbol warmed up on the {WARMUP} candles before "
+            "the range (indicators settled), so the first candle of the range has a signal, "
+            "as in a live run that started earlier."
+        )
+    return (
+        f"Warm-up: **{', '.join(cold)}: not enough candles before the range start in the data "
+        f"for the warm-up (WARMUP = {WARMUP}); the features warmed up inside the range, so "
+        "its first candles have no signal (see each symbol below).**"
+    )
+
+
+_ENGINE_ROWS = (
+    ("total_return_pct", "Total return %"),
+    ("annualized_return_pct", "Annualized return %"),
+    ("sharpe", "Sharpe (annualized)"),
+    ("max_drawdown_pct", "Max drawdown %"),
+    ("trades", "Round trips"),
+    ("win_rate_pct", "Win rate %"),
+    ("net_pnl", "Net P&L of round trips (USDT)"),
+    ("fees_paid", "Fees paid (USDT)"),
+    ("final_equity", "Final equity (USDT)"),
+    ("fills", "Fills"),
+)
+
+
+def _cell(value: float | None, key: str) -> str:
+    if value is None or math.isnan(value):
+        return "-"
+    return f"{value:.0f}" if key in ("trades", "fills") else f"{value:,.2f}"
+
+
+def engine_comparison_lines(result: BacktestResult) -> list[str]:
+    """Per symbol: the fast engine's figures beside Backtrader's analyzers, the fill counts,
+    and the one documented fill-rule difference (Markdown lines)."""
+    from tinhieu.backtest.bt_engine import DOCUMENTED_DIFFERENCE
+
+    lines = [
+        "Same candles, same signals (the ensemble's actions and confidences, computed once), "
+        "same risk rules and commission. Backtrader's column comes from its analyzers: "
+        "Returns (total and annualized), SharpeRatio, DrawDown, TradeAnalyzer (round trips, "
+        "wins, net P&L); fees and fills from its executed orders.",
+        "",
+    ]
+    for sym, r in result.symbols.items():
+        run, cmp = r.backtrader, r.fill_comparison
+        if run is None or cmp is None:
+            continue
+        fast = dict(r.metrics)
+        fast["net_pnl"] = float(sum(f.pnl for f in r.fills if f.side == "SELL"))
+        fast["fills"] = float(len(r.fills))
+        theirs = dict(run.figures, fills=float(len(run.fills)))
+        lines += [
+            f"### {sym}",
+            "",
+            "| metric | fast engine (step) | Backtrader (BackBroker) |",
+            "|---|---:|---:|",
+            *(
+                f"| {label} | {_cell(fast.get(key), key)} | {_cell(theirs.get(key), key)} |"
+                for key, label in _ENGINE_ROWS
+            ),
+            "",
+            f"Fills matched by side and candle: {cmp.same} identical, **{cmp.differ} differ** "
+            f"({cmp.documented} by the documented difference, {cmp.amount_only} in amount only "
+            f"after it, {len(cmp.other)} other).",
+        ]
+        lines += [f"- other difference: {text}" for text in cmp.other[:10]]
+        if len(cmp.other) > 10:
+            lines.append(f"- ... and {len(cmp.other) - 10} more")
+        lines.append("")
+    rate = result.candles / result.backtrader_seconds if result.backtrader_seconds > 0 else 0.0
+    lines += [
+        f"**The documented difference.** {DOCUMENTED_DIFFERENCE}",
+        "",
+        "Definitions that differ on purpose: Backtrader's Returns annualizes by candle count "
+        "(mean log return per candle x candles per year), the fast engine by calendar time "
+        "(data gaps count); Backtrader's SharpeRatio has one more period (the starting cash "
+        "to the first candle, a zero return).",
+        "",
+        f"Backtrader run: {result.backtrader_seconds:.1f} s ({rate:,.0f} candles/s); fast "
+        f"engine: {result.seconds:.1f} s ({result.candles_per_s:,.0f} candles/s).",
+        "",
+    ]
+    return lines
+
+
+def format_engine_comparison(result: BacktestResult) -> str:
+    """The side-by-side section as console text (the same Markdown as in report.md)."""
+    return "\n".join(engine_comparison_lines(result))
