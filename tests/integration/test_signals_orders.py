@@ -1,5 +1,6 @@
 """Models trained on real data run in a real worker on the embedded Apache Kafka:
-replay yields one signal per candle once the features are warm, and the orders the broker
+replay yields one signal per candle (a model verdict once the indicators settled, NEUTRAL
+with the reason before), and the orders the broker
 agent places are exactly the orders the offline backtest computes from the same candles
 (same ids, sides, prices, amounts): one code path for features, ensemble and risk rules."""
 
@@ -64,7 +65,7 @@ def _run(kafka, data_dir, data_1m, tmp_path, guarantee):
         sym: load_candles(data_1m / f"{name}_1m.csv.gz", parse_time(DAY[0]), parse_time(DAY[1]))
         for sym, name in SYMBOLS.items()
     }
-    expected_signals = sum(len(df) - (WARMUP - 1) for df in frames.values())
+    expected_signals = sum(len(df) for df in frames.values())
 
     # Offline: the backtest over the same candles.
     settings = load_settings(data_dir=data_dir, min_confidence=MIN_CONFIDENCE)
@@ -93,14 +94,18 @@ def _run(kafka, data_dir, data_1m, tmp_path, guarantee):
             interval=2,
             ready=lambda r: len(r) >= expected_signals,
         )
-        # One signal per candle once the features are warm, never two.
+        # One signal per candle, never two: a verdict once the indicators settled.
         per_candle = Counter((s["symbol"], s["candle_time"]) for s in signals)
         assert len(signals) == expected_signals and max(per_candle.values()) == 1
         for sym, df in frames.items():
             times = sorted(t for s, t in per_candle if s == sym)
-            assert times == df["timestamp"].iloc[WARMUP - 1 :].tolist()
-        assert all(len(s["votes"]) == 3 and 0 <= s["confidence"] <= 1 for s in signals)
-        assert {v["model"] for v in signals[-1]["votes"]} == {"rf", "svm", "lr"}
+            assert times == df["timestamp"].tolist()
+            settled = df["timestamp"].iloc[WARMUP - 1]
+            mine = [s for s in signals if s["symbol"] == sym]
+            assert {s["reason"] for s in mine if s["candle_time"] < settled} == {"warming_up"}
+            verdicts = [s for s in mine if s["candle_time"] >= settled]
+            assert all(s["reason"] == "" and len(s["votes"]) == 3 for s in verdicts)
+            assert all(0 <= s["confidence"] <= 1 for s in verdicts)
 
         live = wait_for(
             lambda: topic_rows(kafka.url, "orders"),

@@ -163,7 +163,7 @@ def test_malformed_messages_go_to_dead_letters_and_lose_nothing(
     for letter in found:
         assert letter["source_topic"] == "market_data"
         assert letter["offset"] >= 0 and letter["partition"] >= 0
-        assert letter["reason"] and letter["agent"] == "update_windows"
+        assert letter["reason"] and letter["agent"] == "process_candles"
     decode = next(o for o in found if o["code"] == "decode_error")
     assert "not json" in decode["payload"]
     # The worker is still healthy after all of it.
@@ -180,7 +180,10 @@ def test_health_reports_broker_lag_models_and_last_candles(worker, replayed) -> 
         assert health["last_candle"][sym.replace("-", "/")] == window_last(
             worker, f"/windows/{sym}"
         )
-    # No model trained in this worker's registry: said once, clearly, and no signals.
+    # No model trained in this worker's registry: said clearly, and every candle still has
+    # a signal (NEUTRAL, no votes, the reason) so the broker advances the book.
     assert "BTC/USDT" in health["models"]["missing"]
     status, body = worker.get("/signals/BTC-USDT")
-    assert status == 404 and "no signal" in body["error"], body
+    assert status == 200, body
+    assert body["candle_time"] == health["last_candle"]["BTC/USDT"]
+    assert (body["action"], body["reason"], body["votes"]) == ("NEUTRAL", "no_model", [])
