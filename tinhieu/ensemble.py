@@ -7,6 +7,17 @@ Weighted soft vote over the classes SELL (-1), NEUTRAL (0), BUY (+1)::
     action = NEUTRAL when p[action] < min_confidence
     confidence = p[action]                    # the probability of the class emitted
 
+Models trained on trade-outcome (triple-barrier) labels carry a break-even probability ``b``
+(:func:`tinhieu.labels.break_even_probability` of the stop loss, take profit and fees); for
+them the rule is the trader's one (``buy_threshold = b``)::
+
+    BUY      when p[BUY] >= max(min_confidence, b)      # positive expected result after fees
+    SELL     else when SELL = argmax(p), p[SELL] >= min_confidence and p[BUY] < b
+    NEUTRAL  otherwise
+
+The probabilities are calibrated (:class:`CalibratedModel`) so that ``p[BUY]`` is the
+frequency with which the broker's take profit came first on unseen candles.
+
 Inference does not call scikit-learn: each fitted model is compiled once into flat numpy
 arrays (trees: node tables traversed for all trees at once; scaler + linear models: plain
 arithmetic; the sigmoid-calibrated linear SVM likewise). scikit-learn's per-call input
@@ -27,11 +38,13 @@ from scipy.special import expit
 
 from tinhieu import i18n
 from tinhieu.features import FEATURE_NAMES, FEATURE_SCHEMA_VERSION, MODEL_COLUMNS, MODEL_FEATURES
-from tinhieu.labels import ACTIONS, CLASSES, NEUTRAL
+from tinhieu.labels import ACTIONS, CLASSES, DOWN, NEUTRAL, UP
 from tinhieu.registry import LoadedModel, ModelRegistry, ModelRegistryError
 
 ALGORITHMS: tuple[str, ...] = ("rf", "svm", "lr")
 _NEUTRAL_COL = CLASSES.index(NEUTRAL)
+_BUY_COL = CLASSES.index(UP)
+_SELL_COL = CLASSES.index(DOWN)
 _ACTION_BY_COL = tuple(ACTIONS[c] for c in CLASSES)
 
 logger = logging.getLogger(__name__)
@@ -114,7 +127,10 @@ def parse_weights(text: str | None) -> dict[str, float] | None:
 
 # --- the vote -----------------------------------------------------------------------------------
 def combine(
-    probas: np.ndarray, weights: np.ndarray, min_confidence: float
+    probas: np.ndarray,
+    weights: np.ndarray,
+    min_confidence: float,
+    buy_threshold: float | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The ensemble rule on stacked model probabilities.
 
@@ -126,6 +142,10 @@ def combine(
         Shape (n_models,), >= 0, not all zero.
     min_confidence : float
         Below it the action is NEUTRAL.
+    buy_threshold : float, optional
+        The break-even probability of trade-outcome labels: BUY when ``p[BUY]`` clears
+        ``max(min_confidence, buy_threshold)`` even if another class is more likely; SELL
+        only while ``p[BUY]`` is below it. None: the plain argmax rule (fixed-horizon labels).
 
     Returns
     -------
@@ -142,6 +162,12 @@ def combine(
     cols = np.argmax(weighted, axis=1)
     cols = np.where(weighted[:, _NEUTRAL_COL] == best, _NEUTRAL_COL, cols)
     cols = np.where(best < min_confidence, _NEUTRAL_COL, cols)
+    if buy_threshold is not None:
+        p_buy = weighted[:, _BUY_COL]
+        buy = p_buy >= max(float(min_confidence), float(buy_threshold))
+        cols = np.where(cols == _BUY_COL, _NEUTRAL_COL, cols)  # BUY only through the gate
+        cols = np.where((cols == _SELL_COL) & (p_buy >= buy_threshold), _NEUTRAL_COL, cols)
+        cols = np.where(buy, _BUY_COL, cols)
     conf = weighted[np.arange(weighted.shape[0]), cols]
     return cols, conf, weighted
 
@@ -304,6 +330,156 @@ class SklearnFallback:
         return out
 
 
+class CalibratedModel:
+    """A fitted classifier whose class scores are mapped to probabilities by calibrators
+    fitted on LATER candles than the classifier saw (walk-forward; never on a test fold).
+
+    Per class ``k``: ``q_k = cal_k(score_k)`` where ``score`` is the base model's
+    ``predict_proba`` (forest, logistic regression) or ``decision_function`` (linear SVM), and
+    ``cal_k`` is isotonic (a monotone step function, ``numpy.interp`` over its thresholds) or
+    sigmoid (Platt: ``expit(a score + b)``) fitted with ``y == k`` as the target. Then
+    ``q`` is clipped to [1e-4, 1] and normalized to sum to one. Inference is numpy only.
+    """
+
+    def __init__(self, base: Any, method: str = "isotonic", score: str = "proba") -> None:
+        if method not in ("isotonic", "sigmoid"):
+            raise ValueError(f"calibration method must be isotonic or sigmoid, got {method!r}")
+        if score not in ("proba", "decision"):
+            raise ValueError(f"score must be 'proba' or 'decision', got {score!r}")
+        self.base = base
+        self.method = method
+        self.score = score
+        self.classes_ = np.asarray(base.classes_)
+        self.calibrators: list[tuple[str, np.ndarray, np.ndarray]] = []
+        self.n_calibration = 0
+        self._fast: FastModel | None = None
+
+    # pickling: the compiled base is rebuilt on first use
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["_fast"] = None
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+
+    def _scores(self, X: np.ndarray) -> np.ndarray:
+        if self.score == "proba":
+            if self._fast is None:
+                self._fast = compile_model(self.base)
+            full = self._fast.predict_proba(X)  # CLASSES order
+            return full[:, _class_columns(self.classes_)]
+        if self._fast is None:
+            self._fast = _FastDecision(self.base)
+        return self._fast.predict_proba(X)  # decision values per class of classes_
+
+    def _reference_scores(self, X: np.ndarray) -> np.ndarray:
+        """The same scores through scikit-learn (tests compare the numpy path with it)."""
+        if self.score == "proba":
+            return np.asarray(self.base.predict_proba(X))
+        return _decision_columns(np.asarray(self.base.decision_function(X)), len(self.classes_))
+
+    def fit_calibration(self, X: np.ndarray, y: np.ndarray) -> CalibratedModel:
+        """Fit one calibrator per class on held-out rows ``X, y`` (later than the base's)."""
+        from sklearn.isotonic import IsotonicRegression
+        from sklearn.linear_model import LogisticRegression
+
+        scores = self._scores(np.asarray(X, dtype=np.float64))
+        y = np.asarray(y)
+        self.calibrators = []
+        for j, cls in enumerate(self.classes_):
+            target = (y == cls).astype(np.float64)
+            s = scores[:, j]
+            if target.min() == target.max():  # one outcome only: its frequency, constant
+                value = float(target.mean()) if target.size else 0.0
+                self.calibrators.append(("const", np.array([value]), np.array([])))
+            elif self.method == "isotonic":
+                iso = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip")
+                iso.fit(s, target)
+                self.calibrators.append(("isotonic", np.asarray(iso.X_thresholds_, np.float64),
+                                         np.asarray(iso.y_thresholds_, np.float64)))
+            else:
+                lr = LogisticRegression(C=1e4, solver="lbfgs")
+                lr.fit(s.reshape(-1, 1), target)
+                self.calibrators.append(("sigmoid", np.array([lr.coef_[0, 0],
+                                                              lr.intercept_[0]]), np.array([])))
+        self.n_calibration = int(y.shape[0])
+        return self
+
+    def _calibrate(self, scores: np.ndarray) -> np.ndarray:
+        if not self.calibrators:
+            raise ValueError("CalibratedModel: fit_calibration was never called")
+        q = np.empty_like(scores)
+        for j, (kind, a, b) in enumerate(self.calibrators):
+            if kind == "const":
+                q[:, j] = a[0]
+            elif kind == "isotonic":
+                q[:, j] = np.interp(scores[:, j], a, b)
+            else:
+                q[:, j] = expit(a[0] * scores[:, j] + a[1])
+        q = np.clip(q, 1e-4, 1.0)
+        return q / q.sum(axis=1, keepdims=True)
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        """Calibrated probabilities in ``classes_`` order (numpy only after the first call)."""
+        return self._calibrate(self._scores(np.asarray(X, dtype=np.float64)))
+
+    def reference_predict_proba(self, X: np.ndarray) -> np.ndarray:
+        """:meth:`predict_proba` with the base model evaluated by scikit-learn."""
+        return self._calibrate(self._reference_scores(np.asarray(X, dtype=np.float64)))
+
+    def uncalibrated_proba(self, X: np.ndarray) -> np.ndarray:
+        """The base model's own probabilities in ``CLASSES`` order (reports compare)."""
+        X = np.asarray(X, dtype=np.float64)
+        if self.score == "proba":
+            return compile_model(self.base).predict_proba(X)
+        d = self._scores(X)
+        e = np.exp(d - d.max(axis=1, keepdims=True))
+        out = np.zeros((X.shape[0], len(CLASSES)))
+        out[:, _class_columns(self.classes_)] = e / e.sum(axis=1, keepdims=True)
+        return out
+
+
+def _decision_columns(d: np.ndarray, n_classes: int) -> np.ndarray:
+    if d.ndim == 1 or d.shape[1] == 1:
+        d = d.reshape(-1)
+        return np.stack([-d, d], axis=1) if n_classes == 2 else d.reshape(-1, 1)
+    return d
+
+
+class _FastDecision:
+    """StandardScaler + a linear classifier's decision function, numpy only."""
+
+    def __init__(self, model: Any) -> None:
+        from sklearn.pipeline import Pipeline
+
+        scaler, final = None, model
+        if isinstance(model, Pipeline):
+            steps = [st for _, st in model.steps if st not in (None, "passthrough")]
+            scaler, final = (steps[0], steps[1]) if len(steps) == 2 else (None, steps[0])
+        self.scaler = _Scaler(scaler)
+        self.coef = np.asarray(final.coef_, dtype=np.float64)
+        self.intercept = np.asarray(final.intercept_, dtype=np.float64)
+        self.n_classes = len(final.classes_)
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:  # decision values, see caller
+        return _decision_columns(_linear(self.scaler(X), self.coef, self.intercept),
+                                 self.n_classes)
+
+
+class FastCalibrated:
+    """:class:`CalibratedModel` in ``CLASSES`` order (it is numpy-only already)."""
+
+    def __init__(self, model: CalibratedModel) -> None:
+        self.model = model
+        self.cols = _class_columns(model.classes_)
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        out = np.zeros((X.shape[0], len(CLASSES)))
+        out[:, self.cols] = self.model.predict_proba(X)
+        return out
+
+
 def compile_model(model: Any) -> FastModel:
     """A fitted scikit-learn classifier -> numpy-only predictor with the same probabilities."""
     from sklearn.calibration import CalibratedClassifierCV
@@ -312,6 +488,8 @@ def compile_model(model: Any) -> FastModel:
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import StandardScaler
 
+    if isinstance(model, CalibratedModel):
+        return FastCalibrated(model)
     scaler = None
     final = model
     if isinstance(model, Pipeline):
@@ -358,6 +536,7 @@ class Ensemble:
         members: Sequence[Member],
         min_confidence: float = 0.6,
         feature_schema: str = FEATURE_SCHEMA_VERSION,
+        buy_threshold: float | None = None,
     ) -> None:
         if not members:
             raise ModelRegistryError(f"{symbol}: an ensemble needs at least one model")
@@ -369,6 +548,8 @@ class Ensemble:
         self.symbol = symbol
         self.members = tuple(members)
         self.min_confidence = float(min_confidence)
+        self.buy_threshold = None if buy_threshold is None else float(buy_threshold)
+        """Break-even probability of the BUY gate (trade-outcome labels), else None."""
         self.feature_schema = feature_schema
         self.weights = weights / weights.sum()
         self.model_version = ",".join(f"{m.algorithm}:{m.version}" for m in self.members)
@@ -384,6 +565,10 @@ class Ensemble:
         min_confidence: float = 0.6,
     ) -> Ensemble:
         """Load the production rf/svm/lr models of ``symbol``.
+
+        Models trained on trade-outcome labels carry their break-even probability
+        (``metadata["label"]["break_even"]``): BUY then needs
+        ``max(min_confidence, break_even)`` (see :func:`combine`).
 
         Parameters
         ----------
@@ -430,7 +615,10 @@ class Ensemble:
                 )
             # every model scored no better than the majority baseline: fall back to equal weights
             members = [Member(m.algorithm, m.version, 1.0, m.fast, m.model) for m in members]
-        ens = cls(symbol, members, min_confidence=min_confidence)
+        gates = [lm.metadata.get("label", {}).get("break_even") for lm in loaded]
+        known = [float(g) for g in gates if g is not None]
+        buy_threshold = max(known) if known else None  # the strictest of the members
+        ens = cls(symbol, members, min_confidence=min_confidence, buy_threshold=buy_threshold)
         i18n.log(logger, logging.INFO, "ensemble.loaded", symbol=symbol,
                  version=ens.model_version,
                  weights=",".join(f"{m.algorithm}={w:.2f}"
@@ -464,7 +652,8 @@ class Ensemble:
 
     def _predictions(self, X: np.ndarray) -> list[Prediction]:
         probas = self.member_probas(X)
-        cols, conf, weighted = combine(probas, self.weights, self.min_confidence)
+        cols, conf, weighted = combine(probas, self.weights, self.min_confidence,
+                                       self.buy_threshold)
         own_cols = probas.argmax(axis=2)
         out = []
         for i in range(cols.shape[0]):
@@ -507,4 +696,12 @@ class Ensemble:
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
         """Weighted ensemble probabilities (n_rows, 3) in (SELL, NEUTRAL, BUY) order."""
-        return combine(self.member_probas(X), self.weights, self.min_confidence)[2]
+        return combine(self.member_probas(X), self.weights, self.min_confidence,
+                       self.buy_threshold)[2]
+
+    def actions(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Action column (``CLASSES`` order) and confidence per row: the rule of
+        :meth:`predict_many` without building vote objects (backtests, evaluation)."""
+        cols, conf, _ = combine(self.member_probas(X), self.weights, self.min_confidence,
+                                self.buy_threshold)
+        return cols, conf

@@ -1,17 +1,26 @@
-"""Walk-forward training of the per-symbol RF + SVM + LR ensemble.
+"""Walk-forward training of the per-symbol RF + SVM + LR ensemble, judged by after-fee trading.
 
 For each symbol:
 
 1. features (:func:`tinhieu.features.compute_features`) and labels
-   (:func:`tinhieu.labels.make_labels`); rows whose feature window or label horizon crosses a
-   hole in the data are dropped (never filled);
-2. ``TimeSeriesSplit(n_splits, gap=horizon)``: each fold trains on the past only, and the
-   ``horizon`` rows between train and test are purged so no training label sees a test candle;
-3. per fold, every model, the ensemble and two baselines on the same test rows: the majority
-   class of the training fold, and persistence (the realized move of the previous ``horizon``
-   candles, known at ``t``, continues);
-4. the models are refit on all usable rows, saved to the registry with their walk-forward
-   metrics and ensemble weight, and promoted to production.
+   (:func:`tinhieu.labels.make_scheme_labels`: the broker's own trade by default, the
+   fixed-horizon move as an option); rows whose feature window or label span crosses a hole
+   in the data are dropped (never filled);
+2. ``TimeSeriesSplit(n_splits, gap=span)`` where ``span`` is the candles a label looks ahead
+   (``max_holding_candles + 1`` for trade labels): each fold trains on the past only and the
+   purge keeps every training label's trade out of the test candles;
+3. inside each training set the most recent ``calibration_share`` of rows (after another
+   purge of ``span`` rows) are held out to calibrate each model's probabilities
+   (:class:`tinhieu.ensemble.CalibratedModel`); the test fold is never touched;
+4. per fold, every model, the ensemble and two baselines on the same test rows
+   (classification, Brier score, reliability), and the model-gated strategy run through
+   :func:`tinhieu.broker.step` beside buy-and-hold and a moving-average crossover with the
+   same stop loss and take profit; then pooled over the folds;
+5. the models are refit on all usable rows (the same calibration split), saved to the
+   registry with their walk-forward evidence, and promoted only when the pooled after-fee
+   result of the gated strategy beats cash, buy-and-hold and the crossover with at least
+   ``promotion_min_trades`` round trips (the promotion gate); otherwise they are registered
+   unpromoted with the reason.
 
 The ensemble weight of a model is its walk-forward log-loss skill over the majority baseline,
 ``max(0, 1 - logloss_model / logloss_majority)``; inside the walk-forward, fold ``k`` uses
@@ -35,14 +44,15 @@ import pandas as pd
 
 from tinhieu import i18n
 from tinhieu.data import COLUMNS, find_history_file, load_candles, parse_time
-from tinhieu.ensemble import ALGORITHMS, combine, compile_model
+from tinhieu.ensemble import ALGORITHMS, CalibratedModel, combine, compile_model
 from tinhieu.features import FEATURE_SCHEMA_VERSION, MODEL_FEATURES, WARMUP, compute_features
 from tinhieu.labels import (
     ACTIONS,
     CLASSES,
-    effective_threshold_pct,
-    make_labels,
-    previous_move_labels,
+    Labels,
+    break_even_probability,
+    label_settings,
+    make_scheme_labels,
     spans_gap,
 )
 from tinhieu.registry import ModelRegistry
@@ -67,6 +77,11 @@ i18n.register(
             "{symbol}: {rows} nen tu {source}",
             "{symbol}: {rows} candles from {source}",
         ),
+        "train.gate": (
+            i18n.TAGS["model"],
+            "{symbol}: {verdict}: {reason}",
+            "{symbol}: {verdict}: {reason}",
+        ),
         "train.report": (
             i18n.TAGS["model"],
             "bao cao huan luyen: {path}",
@@ -77,6 +92,13 @@ i18n.register(
 
 BASELINES = ("majority", "persistence")
 CLASS_NAMES = tuple(ACTIONS[c] for c in CLASSES)  # SELL, NEUTRAL, BUY
+STRATEGIES = ("ensemble", "buy_and_hold", "ma_crossover")
+"""The trading figures of every fold: the model-gated strategy and the two baselines."""
+MIN_CONFIDENCE_GRID = (0.3, 0.35, 0.4, 0.45, 0.5, 0.6, 0.7)
+"""min_confidence values the walk-forward also replays the gated strategy with."""
+MA_FAST, MA_SLOW = 50, 200
+"""The moving-average crossover baseline (candles): BUY on a cross up, SELL on a cross down."""
+RELIABILITY_BINS = np.array([0.0, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8, 1.0 + 1e-9])
 
 
 class TrainingError(ValueError):
@@ -97,11 +119,19 @@ class ModelConfig:
     lr_c: float = 0.1
     lr_max_iter: int = 100  # newton-cholesky converges in ~5 iterations (lbfgs: 135, 20x slower)
     seed: int = 7
+    class_weight: str | None = "balanced"
+    """Classes weighted inversely to their frequency in the training rows (rare BUY labels)."""
+    calibrate: bool = True
+    """Calibrate each model on the most recent ``calibration_share`` of its training rows."""
+    calibration_share: float = 0.25
+    rf_calibration: str = "isotonic"
+    svm_calibration: str = "sigmoid"
+    lr_calibration: str = "isotonic"
 
 
 QUICK = ModelConfig(rf_trees=15, rf_max_depth=6, rf_min_samples_leaf=30, rf_max_samples=0.5,
-                    svm_max_rows=2_000)
-"""Tiny models for tests and demos (a few seconds on ~5k candles)."""
+                    svm_max_rows=2_000, calibrate=False)
+"""Tiny models for tests and demos (a few seconds on ~5k candles), not calibrated."""
 
 
 @dataclass
@@ -123,11 +153,24 @@ class TrainResult:
     seconds: float
     promoted: bool
     config: dict[str, Any] = field(default_factory=dict)
+    trading: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Pooled after-fee figures of ``STRATEGIES`` over the test folds."""
+    calibration: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Per model: Brier scores and the reliability table of P(BUY), pooled test folds."""
+    confidence_grid: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Pooled gated-strategy figures for each ``MIN_CONFIDENCE_GRID`` value."""
+    promotion: dict[str, Any] = field(default_factory=dict)
+    """``promoted``, ``reason`` and the figures the gate compared."""
 
 
 # --- models -------------------------------------------------------------------------------------
 def build_models(config: ModelConfig) -> dict[str, Any]:
-    """Fresh, unfitted scikit-learn models, keyed by algorithm (rf, svm, lr)."""
+    """Fresh, unfitted scikit-learn models, keyed by algorithm (rf, svm, lr).
+
+    With ``config.calibrate`` the SVM is a bare linear SVM (its decision values are
+    calibrated later by :class:`CalibratedModel`); without, it carries scikit-learn's own
+    3-fold sigmoid calibration so that it has probabilities at all.
+    """
     from sklearn.calibration import CalibratedClassifierCV
     from sklearn.ensemble import RandomForestClassifier
     from sklearn.linear_model import LogisticRegression
@@ -135,6 +178,9 @@ def build_models(config: ModelConfig) -> dict[str, Any]:
     from sklearn.preprocessing import StandardScaler
     from sklearn.svm import LinearSVC
 
+    cw = config.class_weight
+    svc = LinearSVC(C=config.svm_c, dual="auto", max_iter=5000, random_state=config.seed,
+                    class_weight=cw)
     return {
         "rf": RandomForestClassifier(
             n_estimators=config.rf_trees,
@@ -144,26 +190,24 @@ def build_models(config: ModelConfig) -> dict[str, Any]:
             max_features="sqrt",
             n_jobs=1,
             random_state=config.seed,
+            class_weight=None if cw is None else "balanced_subsample",
         ),
-        # Linear SVM: an RBF kernel costs O(support vectors) per prediction; probabilities by
-        # sigmoid calibration (SVC(probability=True) is deprecated in scikit-learn 1.9).
+        # Linear SVM: an RBF kernel costs O(support vectors) per prediction; SVC(probability=
+        # True) is deprecated in scikit-learn 1.9.
         "svm": Pipeline([
             ("scale", StandardScaler()),
-            ("clf", CalibratedClassifierCV(
-                LinearSVC(C=config.svm_c, dual="auto", max_iter=5000,
-                          random_state=config.seed),
-                method="sigmoid", cv=config.calibration_folds,
-            )),
+            ("clf", svc if config.calibrate else CalibratedClassifierCV(
+                svc, method="sigmoid", cv=config.calibration_folds)),
         ]),
         "lr": Pipeline([
             ("scale", StandardScaler()),
             ("clf", LogisticRegression(C=config.lr_c, solver="newton-cholesky",
-                                       max_iter=config.lr_max_iter)),
+                                       max_iter=config.lr_max_iter, class_weight=cw)),
         ]),
     }
 
 
-def _fit(algo: str, model: Any, X: np.ndarray, y: np.ndarray, config: ModelConfig) -> Any:
+def _fit_base(algo: str, model: Any, X: np.ndarray, y: np.ndarray, config: ModelConfig) -> Any:
     if algo == "svm" and X.shape[0] > config.svm_max_rows:
         # The most recent rows: the SVM is the slowest fit and recency matters most.
         X, y = X[-config.svm_max_rows:], y[-config.svm_max_rows:]
@@ -177,9 +221,39 @@ def _fit(algo: str, model: Any, X: np.ndarray, y: np.ndarray, config: ModelConfi
     return model
 
 
+def calibration_split(n: int, span: int, share: float) -> tuple[np.ndarray, np.ndarray]:
+    """Rows (of a time-ordered training set of ``n`` rows) to fit on and to calibrate on.
+
+    The last ``share`` of the rows calibrate; ``span`` rows before them are purged so no
+    fitted label's trade reaches a calibration candle. Both are empty when too short.
+    """
+    n_cal = int(n * share)
+    n_fit = n - n_cal - span
+    if n_cal < 50 or n_fit < 50:
+        return np.arange(n), np.arange(0)
+    return np.arange(n_fit), np.arange(n - n_cal, n)
+
+
+def fit_model(algo: str, model: Any, X: np.ndarray, y: np.ndarray, config: ModelConfig,
+              span: int) -> Any:
+    """Fit one model on time-ordered rows; calibrated on its own last rows when configured.
+
+    Only ``X, y`` are seen: the caller passes a training set, never a test fold.
+    """
+    if not config.calibrate:
+        return _fit_base(algo, model, X, y, config)
+    fit_rows, cal_rows = calibration_split(X.shape[0], span, config.calibration_share)
+    if cal_rows.size == 0 or np.unique(y[fit_rows]).shape[0] < 2:
+        return _fit_base(algo, model, X, y, config)
+    base = _fit_base(algo, model, X[fit_rows], y[fit_rows], config)
+    method = getattr(config, f"{algo}_calibration")
+    wrapped = CalibratedModel(base, method=method, score="decision" if algo == "svm" else "proba")
+    return wrapped.fit_calibration(X[cal_rows], y[cal_rows])
+
+
 # --- metrics --------------------------------------------------------------------------------------
 def classification_metrics(y: np.ndarray, pred: np.ndarray, proba: np.ndarray) -> dict[str, Any]:
-    """Accuracy, balanced accuracy, macro F1, log loss, per-class precision and recall."""
+    """Accuracy, balanced accuracy, macro F1, log loss, Brier, per-class precision and recall."""
     from sklearn.metrics import (
         accuracy_score,
         balanced_accuracy_score,
@@ -194,16 +268,34 @@ def classification_metrics(y: np.ndarray, pred: np.ndarray, proba: np.ndarray) -
     prec, rec, _, support = precision_recall_fscore_support(
         y, pred, labels=labels, zero_division=0
     )
+    onehot = (y.astype(int)[:, None] == np.array(CLASSES)[None, :]).astype(np.float64)
     return {
         "n": int(y.shape[0]),
         "accuracy": float(accuracy_score(y, pred)),
         "balanced_accuracy": float(balanced_accuracy_score(y, pred)),
         "macro_f1": float(f1_score(y, pred, labels=labels, average="macro", zero_division=0)),
         "log_loss": float(log_loss(y, p, labels=labels)),
+        "brier": float(((p - onehot) ** 2).sum(axis=1).mean()),
+        "brier_buy": float(((p[:, 2] - onehot[:, 2]) ** 2).mean()),
         "precision": {CLASS_NAMES[i]: float(prec[i]) for i in range(3)},
         "recall": {CLASS_NAMES[i]: float(rec[i]) for i in range(3)},
         "support": {CLASS_NAMES[i]: int(support[i]) for i in range(3)},
     }
+
+
+def reliability_table(y: np.ndarray, p_buy: np.ndarray) -> list[dict[str, Any]]:
+    """Bins of predicted P(BUY): rows, mean prediction, observed BUY frequency."""
+    out = []
+    idx = np.digitize(p_buy, RELIABILITY_BINS) - 1
+    for b in range(len(RELIABILITY_BINS) - 1):
+        m = idx == b
+        out.append({
+            "lo": float(RELIABILITY_BINS[b]), "hi": float(min(1.0, RELIABILITY_BINS[b + 1])),
+            "n": int(m.sum()),
+            "mean_p": float(p_buy[m].mean()) if m.any() else None,
+            "observed": float((y[m] == CLASSES[2]).mean()) if m.any() else None,
+        })
+    return out
 
 
 def _class_index(y: np.ndarray) -> np.ndarray:
@@ -221,9 +313,10 @@ def majority_baseline(y_train: np.ndarray, n_test: int) -> tuple[np.ndarray, np.
 def persistence_baseline(
     prev_train: np.ndarray, y_train: np.ndarray, prev_test: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Predict that the move of the last ``horizon`` candles continues.
+    """Predict that the last known outcome repeats (the move of the last ``horizon`` candles,
+    or the outcome of the latest trade that has exited).
 
-    Probabilities: the training fold's class shares given the previous move (Laplace +1).
+    Probabilities: the training fold's class shares given the previous outcome (Laplace +1).
     """
     table = np.ones((3, 3))
     np.add.at(table, (_class_index(prev_train), _class_index(y_train)), 1.0)
@@ -248,17 +341,110 @@ def _weights_from(logloss: Mapping[str, list[float]], majority: list[float]) -> 
 
 
 def _signal_stats(y: np.ndarray, cols: np.ndarray) -> dict[str, Any]:
-    """What the thresholded ensemble would have signalled, and how often it was right."""
+    """What the gated ensemble would have signalled, and how often it was right."""
     actions = np.array(CLASSES)[cols]
     out: dict[str, Any] = {"n": int(y.shape[0])}
     for cls, name in ((1, "BUY"), (-1, "SELL")):
         hit = actions == cls
         out[f"{name}_signals"] = int(hit.sum())
         out[f"{name}_hit_rate"] = float((y[hit] == cls).mean()) if hit.any() else None
-        # a big move the other way: volatility forecasts without direction show up here
+        # the other way: a stop loss after a BUY, a take profit after a SELL
         out[f"{name}_wrong_rate"] = float((y[hit] == -cls).mean()) if hit.any() else None
         out[f"{name}_base_rate"] = float((y == cls).mean()) if y.size else None
     return out
+
+
+# --- trading evaluation: the broker's own rules ----------------------------------------------
+def simulate_signals(
+    candles: pd.DataFrame,
+    actions: Sequence[str | None],
+    confidences: np.ndarray,
+    cfg: Any,
+    *,
+    entry_levels: tuple[np.ndarray, np.ndarray] | None = None,
+    symbol: str = "EVAL/USDT",
+) -> tuple[np.ndarray, list[Any], np.ndarray]:
+    """Run :func:`tinhieu.broker.step` over ``candles`` with one action per candle.
+
+    ``entry_levels`` (stop loss %, take profit % per candle) replace the config's levels for
+    an entry signalled on that candle (volatility barriers). Returns the equity after each
+    candle (marked to market at the close), the fills and whether a position was held.
+    """
+    from dataclasses import replace
+
+    from tinhieu.broker import SignalIn, new_state, step
+    from tinhieu.candles import Bar
+
+    ts = candles["timestamp"].to_numpy(np.int64).tolist()
+    cols = [candles[c].to_numpy(np.float64).tolist()
+            for c in ("open", "high", "low", "close", "volume")]
+    n = len(ts)
+    state = new_state(symbol, cfg)
+    fills: list[Any] = []
+    cash = np.empty(n)
+    qty = np.empty(n)
+    for i in range(n):
+        a = actions[i]
+        sig = None if a is None else SignalIn(symbol, ts[i], a, float(confidences[i]), "wf")
+        use = cfg
+        pend = state["pending"]
+        if entry_levels is not None and pend is not None and pend["side"] == "BUY" and i > 0:
+            sl, tp = float(entry_levels[0][i - 1]), float(entry_levels[1][i - 1])
+            if math.isfinite(sl) and math.isfinite(tp):
+                use = replace(cfg, stop_loss_pct=sl, take_profit_pct=tp)
+        state, f = step(state, Bar(ts[i], cols[0][i], cols[1][i], cols[2][i], cols[3][i],
+                                   cols[4][i]), sig, use)
+        if f:
+            fills.extend(f)
+        cash[i] = state["cash"]
+        qty[i] = state["qty"]
+    equity = cash + qty * np.asarray(cols[3])
+    return equity, fills, qty > 0.0
+
+
+def ma_crossover_actions(close: np.ndarray, fast: int = MA_FAST,
+                         slow: int = MA_SLOW) -> list[str | None]:
+    """BUY where SMA_fast crosses above SMA_slow, SELL where it crosses below (known at t)."""
+    c = pd.Series(np.asarray(close, dtype=np.float64))
+    diff = (c.rolling(fast).mean() - c.rolling(slow).mean()).to_numpy()
+    prev = np.concatenate([[np.nan], diff[:-1]])
+    out: list[str | None] = [None] * diff.shape[0]
+    for i in np.nonzero((diff > 0) & (prev <= 0))[0]:
+        out[i] = "BUY"
+    for i in np.nonzero((diff < 0) & (prev >= 0))[0]:
+        out[i] = "SELL"
+    return out
+
+
+def _curve(equity: np.ndarray, fills: list[Any], held: np.ndarray,
+           ts: np.ndarray) -> dict[str, Any]:
+    return {"equity": equity, "fills": fills, "held": held, "ts": ts}
+
+
+def trading_metrics(curves: Sequence[dict[str, Any]], timeframe_ms: int) -> dict[str, Any]:
+    """After-fee figures of one or more consecutive equity curves, chained end to start."""
+    from tinhieu.performance import compute_metrics
+
+    parts, scale = [], 1.0
+    for cv in curves:
+        eq = cv["equity"] / cv["equity"][0] * scale
+        parts.append(eq)
+        scale = float(eq[-1])
+    eq_all = np.concatenate(parts)
+    m = compute_metrics(
+        eq_all, timeframe_ms=timeframe_ms,
+        timestamps=np.concatenate([cv["ts"] for cv in curves]),
+        fills=[f for cv in curves for f in cv["fills"]],
+        in_position=np.concatenate([cv["held"] for cv in curves]),
+    )
+    keep = ("total_return_pct", "sharpe", "max_drawdown_pct", "trades", "win_rate_pct",
+            "exposure_pct", "fees_paid")
+    return {k: float(m[k]) for k in keep}
+
+
+def _actions_from_cols(cols: np.ndarray) -> list[str | None]:
+    names = {0: "SELL", 2: "BUY"}
+    return [names.get(int(c)) for c in cols]
 
 
 # --- data preparation ----------------------------------------------------------------------------
@@ -269,26 +455,33 @@ class Dataset:
     prev: np.ndarray
     ts: np.ndarray
     dropped_gap_rows: int
+    rows: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    """Index of each usable row in the candle frame."""
+    labels: Labels | None = None
+    span: int = 0
+    """Candles after ``t`` a label looks at: the purge between train and test."""
 
 
-def prepare_dataset(df: pd.DataFrame, settings: Settings) -> Dataset:
+def prepare_dataset(df: pd.DataFrame, settings: Settings,
+                    label_params: dict[str, Any] | None = None) -> Dataset:
     """Model features, labels and the persistence input of every usable row of ``df``."""
     missing = [c for c in COLUMNS if c not in df.columns]
     if missing:
         raise TrainingError(f"candles lack column(s) {', '.join(missing)}")
-    horizon = settings.label_horizon
+    df = df.reset_index(drop=True)
+    params = label_params or label_settings(settings)
     feats = compute_features(df)
-    close = df["close"].to_numpy(np.float64)
-    y = make_labels(close, horizon, settings.label_threshold_pct, settings.fee_pct)
-    prev = previous_move_labels(close, horizon, settings.label_threshold_pct, settings.fee_pct)
+    labels = make_scheme_labels(df, params)
+    span = labels.span
     ts = df["timestamp"].to_numpy(np.int64)
-    gap = spans_gap(ts, before=max(WARMUP, horizon + 1), after=horizon,
+    gap = spans_gap(ts, before=max(WARMUP, span + 1), after=span,
                     timeframe_ms=settings.timeframe_ms)
     X = feats[list(MODEL_FEATURES)].to_numpy(np.float64)
+    y, prev = labels.y, labels.previous
     complete = np.isfinite(X).all(axis=1) & ~np.isnan(y) & ~np.isnan(prev)
     valid = complete & ~gap
     return Dataset(X[valid], y[valid].astype(int), prev[valid].astype(int), ts[valid],
-                   int((complete & gap).sum()))
+                   int((complete & gap).sum()), np.nonzero(valid)[0], labels, span)
 
 
 # --- training -----------------------------------------------------------------------------------
@@ -299,6 +492,57 @@ def _progress_bar(progress: Any, total: int, desc: str) -> Any:
 
     disable = (not sys.stderr.isatty()) if progress is None else not progress
     return tqdm(total=total, desc=desc, unit="fit", disable=disable, leave=False)
+
+
+def _break_even(data: Dataset, params: dict[str, Any]) -> float | None:
+    """The BUY gate of trade-outcome labels (median levels for volatility barriers)."""
+    out = data.labels.outcomes if data.labels is not None else None
+    if params["scheme"] != "triple_barrier" or out is None:
+        return None
+    sl = float(np.nanmedian(out.stop_loss_pct[data.rows])) if data.rows.size else math.nan
+    tp = float(np.nanmedian(out.take_profit_pct[data.rows])) if data.rows.size else math.nan
+    if not (math.isfinite(sl) and math.isfinite(tp)):
+        return None
+    return break_even_probability(sl, tp, params["fee_pct"])
+
+
+def promotion_decision(trading: Mapping[str, Mapping[str, Any]], min_trades: int,
+                       requested: bool) -> dict[str, Any]:
+    """The promotion gate: the gated strategy's pooled after-fee walk-forward return must
+    beat cash (0 %), buy-and-hold and the moving-average crossover, over at least
+    ``min_trades`` round trips."""
+    ens = trading["ensemble"]
+    ret = ens["total_return_pct"]
+    bars = {"cash": 0.0, "buy_and_hold": trading["buy_and_hold"]["total_return_pct"],
+            "ma_crossover": trading["ma_crossover"]["total_return_pct"]}
+    lost = [f"{name} {value:+.2f}%" for name, value in bars.items() if not ret > value]
+    reasons = []
+    if lost:
+        reasons.append(f"walk-forward return {ret:+.2f}% after fees does not beat "
+                       + ", ".join(lost))
+    if ens["trades"] < min_trades:
+        reasons.append(f"{ens['trades']:.0f} round trips < promotion_min_trades {min_trades}")
+    edge = not reasons
+    if not requested:
+        reasons.append("--no-promote")
+    reason = "; ".join(reasons) if reasons else (
+        f"walk-forward return {ret:+.2f}% after fees over {ens['trades']:.0f} round trips "
+        f"beats cash, buy-and-hold {bars['buy_and_hold']:+.2f}% and MA crossover "
+        f"{bars['ma_crossover']:+.2f}%")
+    return {"promoted": edge and requested, "edge": edge, "reason": reason,
+            "return_pct": ret, "baselines_pct": bars, "trades": ens["trades"],
+            "min_trades": min_trades}
+
+
+def _calibration_window(ts: np.ndarray, span: int, config: ModelConfig) -> dict[str, Any] | None:
+    """First/last candle the models of a fold were fitted and calibrated on (ms)."""
+    if not config.calibrate:
+        return None
+    fit_rows, cal_rows = calibration_split(ts.shape[0], span, config.calibration_share)
+    if cal_rows.size == 0:
+        return None
+    return {"fit_end_ms": int(ts[fit_rows[-1]]), "start_ms": int(ts[cal_rows[0]]),
+            "end_ms": int(ts[cal_rows[-1]]), "rows": int(cal_rows.size)}
 
 
 def train_symbol(
@@ -312,6 +556,8 @@ def train_symbol(
     progress: Any = None,
     max_train_rows: int | None = None,
     config: ModelConfig | None = None,
+    gate: bool = True,
+    label_params: dict[str, Any] | None = None,
 ) -> TrainResult:
     """Walk-forward evaluate, refit, save (and promote) rf/svm/lr for one symbol.
 
@@ -322,14 +568,14 @@ def train_symbol(
     symbol : str
         The symbol, any form (``BTCUSDT``, ``btc``).
     settings : Settings
-        Uses ``label_horizon``, ``label_threshold_pct``, ``fee_pct``, ``timeframe``,
-        ``min_confidence``.
+        Label settings (``label_scheme`` and its parameters, ``fee_pct``), the broker's
+        risk rules, ``min_confidence``, ``promotion_min_trades``, ``timeframe``.
     registry : ModelRegistry
         Where the refit models go.
     n_splits : int
         Walk-forward folds (>= 2).
     promote : bool
-        Make the new models the production ones.
+        Make the new models the production ones (when the gate lets them through).
     progress : None, bool or tqdm-like
         None: a bar when stderr is a terminal; True/False: force; an object with
         ``update(n)``: use it.
@@ -337,12 +583,19 @@ def train_symbol(
         Keep only the most recent rows of every training set (speed).
     config : ModelConfig, optional
         Model sizes; :data:`QUICK` for tests.
+    gate : bool
+        Apply the promotion gate (``False``: promote whenever ``promote``; test fixtures).
+    label_params : dict, optional
+        Label parameters instead of :func:`tinhieu.labels.label_settings` of ``settings``.
 
     Raises
     ------
     TrainingError
         Too few usable rows for the folds, or only one class in the labels.
     """
+    from tinhieu.broker import RiskConfig
+    from tinhieu.performance import buy_and_hold
+
     started = time.perf_counter()
     config = config or ModelConfig()
     try:
@@ -351,10 +604,12 @@ def train_symbol(
         raise TrainingError(str(exc)) from None
     if n_splits < 2:
         raise TrainingError(f"n_splits must be >= 2, got {n_splits}")
-    data = prepare_dataset(df, settings)
+    df = df.reset_index(drop=True)
+    params = dict(label_params or label_settings(settings))
+    data = prepare_dataset(df, settings, params)
     n = data.y.shape[0]
-    horizon = settings.label_horizon
-    min_rows = (n_splits + 1) * max(50, horizon * 2)
+    span = data.span
+    min_rows = (n_splits + 1) * max(50, span * 2)
     if n < min_rows:
         hint = (
             f"; {data.dropped_gap_rows} rows sit next to gaps: does the timeframe setting "
@@ -363,14 +618,16 @@ def train_symbol(
         )
         raise TrainingError(
             f"{symbol}: only {n} usable rows after warm-up, labels and gaps (of {len(df)} "
-            f"candles); need at least {min_rows} for {n_splits} folds: give a longer history"
-            + hint
+            f"candles); need at least {min_rows} for {n_splits} folds (label span {span}): "
+            "give a longer history" + hint
         )
     if np.unique(data.y).shape[0] < 2:
         raise TrainingError(
-            f"{symbol}: every label is {ACTIONS[int(data.y[0])]}; lower label_threshold_pct "
-            "or use a longer/more volatile history"
+            f"{symbol}: every label is {ACTIONS[int(data.y[0])]}; use a longer/more volatile "
+            "history or other label settings"
         )
+    break_even = _break_even(data, params)
+    params["break_even"] = break_even
     i18n.log(logger, logging.INFO, "train.start", symbol=symbol, rows=n, folds=n_splits,
              start=_iso(data.ts[0]), end=_iso(data.ts[-1]))
     bar = _progress_bar(progress, total=(n_splits + 1) * len(ALGORITHMS), desc=symbol)
@@ -378,12 +635,23 @@ def train_symbol(
 
     from sklearn.model_selection import TimeSeriesSplit
 
-    splitter = TimeSeriesSplit(n_splits=n_splits, gap=horizon)
+    cfg = RiskConfig.from_settings(settings)
+    levels = None
+    if data.labels is not None and data.labels.outcomes is not None \
+            and params.get("barrier_mode") == "volatility":
+        levels = (data.labels.outcomes.stop_loss_pct, data.labels.outcomes.take_profit_pct)
+    ma_all = ma_crossover_actions(df["close"].to_numpy(np.float64))
+    tf_ms = settings.timeframe_ms
+
+    splitter = TimeSeriesSplit(n_splits=n_splits, gap=span)
     folds: list[dict[str, Any]] = []
     pooled: dict[str, list[np.ndarray]] = {}
     pooled_pred: dict[str, list[np.ndarray]] = {}
+    pooled_raw: dict[str, list[np.ndarray]] = {}
     pooled_y: list[np.ndarray] = []
     pooled_cols: list[np.ndarray] = []
+    curves: dict[str, list[dict[str, Any]]] = {name: [] for name in STRATEGIES}
+    grid_curves: dict[float, list[dict[str, Any]]] = {m: [] for m in MIN_CONFIDENCE_GRID}
     ll_hist: dict[str, list[float]] = {a: [] for a in ALGORITHMS}
     maj_hist: list[float] = []
     for k, (tr, te) in enumerate(splitter.split(data.X)):
@@ -392,27 +660,70 @@ def train_symbol(
         Xtr, ytr, Xte, yte = data.X[tr], data.y[tr], data.X[te], data.y[te]
         probas: dict[str, np.ndarray] = {}
         preds: dict[str, np.ndarray] = {}
+        raw: dict[str, np.ndarray] = {}
         if np.unique(ytr).shape[0] < 2:
             for algo in ALGORITHMS:  # nothing to learn: the models say what the majority says
                 preds[algo], probas[algo] = majority_baseline(ytr, yte.shape[0])
+                raw[algo] = probas[algo]
                 bar.update(1)
         else:
             for algo, model in build_models(config).items():
-                fitted = _fit(algo, model, Xtr, ytr, config)
+                fitted = fit_model(algo, model, Xtr, ytr, config, span)
                 probas[algo] = compile_model(fitted).predict_proba(Xte)
+                raw[algo] = (fitted.uncalibrated_proba(Xte) if isinstance(fitted, CalibratedModel)
+                             else probas[algo])
                 preds[algo] = np.array(CLASSES)[probas[algo].argmax(axis=1)].astype(float)
                 bar.update(1)
         weights = _weights_from(ll_hist, maj_hist)
         stack = np.stack([probas[a] for a in ALGORITHMS])
         w = np.array([weights[a] for a in ALGORITHMS])
         _, _, ens_p = combine(stack, w, 0.0)
-        cols, _, _ = combine(stack, w, settings.min_confidence)
+        cols, conf, _ = combine(stack, w, settings.min_confidence, break_even)
         probas["ensemble"] = ens_p
         preds["ensemble"] = np.array(CLASSES)[ens_p.argmax(axis=1)].astype(float)
+        raw["ensemble"] = ens_p
         preds["majority"], probas["majority"] = majority_baseline(ytr, yte.shape[0])
         preds["persistence"], probas["persistence"] = persistence_baseline(
             data.prev[tr], ytr, data.prev[te]
         )
+
+        # trading on the test candles: the gated ensemble and the baselines, broker.step
+        a, b = int(data.rows[te[0]]), int(data.rows[te[-1]]) + 1
+        window = df.iloc[a:b]
+        local = data.rows[te] - a
+        wts = window["timestamp"].to_numpy(np.int64)
+        lv = None if levels is None else (levels[0][a:b], levels[1][a:b])
+
+        def run(actions_at_rows: list[str | None], confs: np.ndarray,
+                use_cfg: Any = cfg, window: pd.DataFrame = window,
+                local: np.ndarray = local, wts: np.ndarray = wts,
+                lv: tuple[np.ndarray, np.ndarray] | None = lv) -> dict[str, Any]:
+            acts: list[str | None] = [None] * len(window)
+            conf_all = np.ones(len(window))
+            for j, act in zip(local.tolist(), actions_at_rows, strict=True):
+                acts[j] = act
+            conf_all[local] = confs
+            eq, fills, held = simulate_signals(window, acts, conf_all, use_cfg,
+                                               entry_levels=lv, symbol=symbol)
+            return _curve(eq, fills, held, wts)
+
+        fold_curves = {"ensemble": run(_actions_from_cols(cols), conf)}
+        bh_eq, bh_fee = buy_and_hold(window["open"].to_numpy(), window["close"].to_numpy(),
+                                     entry_index=min(1, len(window) - 1), cash=cfg.starting_cash,
+                                     position_size_pct=cfg.position_size_pct,
+                                     commission_pct=cfg.commission_pct)
+        fold_curves["buy_and_hold"] = _curve(bh_eq, [], np.arange(len(window)) >= 1, wts)
+        fold_curves["ma_crossover"] = run([ma_all[int(r)] for r in data.rows[te]],
+                                          np.ones(te.shape[0]))
+        for name in STRATEGIES:
+            curves[name].append(fold_curves[name])
+        for mc in MIN_CONFIDENCE_GRID:
+            from dataclasses import replace
+
+            gcols, gconf, _ = combine(stack, w, mc, break_even)
+            grid_curves[mc].append(run(_actions_from_cols(gcols), gconf,
+                                       use_cfg=replace(cfg, min_confidence=mc)))
+
         fold = {
             "fold": k + 1,
             "train_rows": int(tr.shape[0]),
@@ -422,19 +733,24 @@ def train_symbol(
             "test_start_ms": int(data.ts[te[0]]),
             "test_end_ms": int(data.ts[te[-1]]),
             "weights": weights,
+            "calibration_window": _calibration_window(data.ts[tr], span, config),
             "metrics": {
                 name: classification_metrics(yte, preds[name], probas[name])
                 for name in (*ALGORITHMS, "ensemble", *BASELINES)
             },
             "signals": _signal_stats(yte, cols),
+            "trading": {name: trading_metrics([fold_curves[name]], tf_ms)
+                        for name in STRATEGIES},
         }
         folds.append(fold)
-        for a in ALGORITHMS:
-            ll_hist[a].append(fold["metrics"][a]["log_loss"])
+        for algo in ALGORITHMS:
+            ll_hist[algo].append(fold["metrics"][algo]["log_loss"])
         maj_hist.append(fold["metrics"]["majority"]["log_loss"])
         for name in probas:
             pooled.setdefault(name, []).append(probas[name])
             pooled_pred.setdefault(name, []).append(preds[name])
+        for name in raw:
+            pooled_raw.setdefault(name, []).append(raw[name])
         pooled_y.append(yte)
         pooled_cols.append(cols)
 
@@ -445,30 +761,43 @@ def train_symbol(
         )
         for name in pooled
     }
+    calibration = {}
+    for name in (*ALGORITHMS, "ensemble", "majority"):
+        p_all = np.concatenate(pooled[name])
+        raw_all = np.concatenate(pooled_raw.get(name, pooled[name]))
+        onehot_buy = (y_all == CLASSES[2]).astype(np.float64)
+        calibration[name] = {
+            "brier": overall[name]["brier"],
+            "brier_buy": overall[name]["brier_buy"],
+            "brier_buy_uncalibrated": float(((raw_all[:, 2] - onehot_buy) ** 2).mean()),
+            "reliability": reliability_table(y_all, p_all[:, 2]),
+        }
     signals = _signal_stats(y_all, np.concatenate(pooled_cols))
+    trading = {name: trading_metrics(curves[name], tf_ms) for name in STRATEGIES}
+    confidence_grid = {f"{mc:g}": trading_metrics(grid_curves[mc], tf_ms)
+                       for mc in MIN_CONFIDENCE_GRID}
     final_weights = _weights_from(ll_hist, maj_hist)
+    min_trades = int(getattr(settings, "promotion_min_trades", 10))
+    decision = promotion_decision(trading, min_trades, promote)
+    if not gate:
+        decision = {**decision, "promoted": promote,
+                    "reason": "gate off (test fixture): " + decision["reason"]}
 
     # --- refit on every usable row and save ---------------------------------------------------
     rows = np.arange(n)
     if max_train_rows is not None and n > max_train_rows:
         rows = rows[-max_train_rows:]
     X_fin, y_fin = data.X[rows], data.y[rows]
-    label = {
-        "horizon": horizon,
-        "threshold_pct": effective_threshold_pct(settings.label_threshold_pct, settings.fee_pct),
-        "requested_threshold_pct": settings.label_threshold_pct,
-        "fee_pct": settings.fee_pct,
-        "timeframe": settings.timeframe,
-    }
     versions: dict[str, str] = {}
     importances: dict[str, float] = {}
     baselines = {b: overall[b] for b in BASELINES}
     for algo, model in build_models(config).items():
-        fitted = _fit(algo, model, X_fin, y_fin, config)
+        fitted = fit_model(algo, model, X_fin, y_fin, config, span)
+        base = fitted.base if isinstance(fitted, CalibratedModel) else fitted
         if algo == "rf":
             importances = {
                 name: float(v)
-                for name, v in zip(MODEL_FEATURES, fitted.feature_importances_, strict=True)
+                for name, v in zip(MODEL_FEATURES, base.feature_importances_, strict=True)
             }
         meta = {
             "feature_schema": FEATURE_SCHEMA_VERSION,
@@ -477,29 +806,38 @@ def train_symbol(
             "train_end_ms": int(data.ts[rows[-1]]),
             "train_rows": int(rows.shape[0]),
             "classes": [int(c) for c in fitted.classes_],
-            "label": label,
+            "label": params,
+            "calibration": ({"method": fitted.method, "rows": fitted.n_calibration}
+                            if isinstance(fitted, CalibratedModel) else None),
             "metrics": {"walk_forward": overall[algo], "ensemble": overall["ensemble"],
-                        "baselines": baselines, "n_splits": n_splits},
+                        "baselines": baselines, "n_splits": n_splits,
+                        "trading": trading},
+            "promotion": decision,
             "ensemble_weight": final_weights[algo],
-            "params": _params(fitted),
+            "params": _params(base),
             "config": asdict(config),
         }
         versions[algo] = registry.save(symbol, algo, fitted, meta)
         bar.update(1)
-    if promote:
+    if decision["promoted"]:
         for algo, version in versions.items():
             registry.promote(symbol, algo, version)
     if own_bar:
         bar.close()
     seconds = time.perf_counter() - started
+    i18n.log(logger, logging.INFO if decision["promoted"] else logging.WARNING, "train.gate",
+             symbol=symbol, verdict="promoted" if decision["promoted"] else "NOT promoted",
+             reason=decision["reason"])
     i18n.log(logger, logging.INFO, "train.done", symbol=symbol, seconds=seconds,
-             versions=",".join(f"{a}:{v}" for a, v in versions.items()) if promote else "-")
+             versions=",".join(f"{a}:{v}" for a, v in versions.items())
+             if decision["promoted"] else "-")
     return TrainResult(
         symbol=symbol, versions=versions, weights=final_weights, folds=folds, overall=overall,
         signals=signals, importances=importances, rows=n,
         dropped_gap_rows=data.dropped_gap_rows, train_start_ms=int(data.ts[rows[0]]),
-        train_end_ms=int(data.ts[rows[-1]]), label=label, seconds=seconds, promoted=promote,
-        config=asdict(config),
+        train_end_ms=int(data.ts[rows[-1]]), label=params, seconds=seconds,
+        promoted=bool(decision["promoted"]), config=asdict(config), trading=trading,
+        calibration=calibration, confidence_grid=confidence_grid, promotion=decision,
     )
 
 
@@ -510,13 +848,17 @@ def train_quick(
     registry: ModelRegistry,
     *,
     promote: bool = True,
+    label_scheme: str = "fixed_horizon",
 ) -> TrainResult:
     """Tiny real models into ``registry`` in a few seconds (tests, demos): 2 folds, QUICK sizes.
 
-    Use ~3-5k candles of real data; the models are real scikit-learn models, just small.
+    A test fixture, not a product: fixed-horizon labels by default (small models then emit
+    BUY and SELL often enough for pipeline tests to see orders), no calibration, and the
+    promotion gate off (promoted whenever ``promote``). Use ~3-5k candles of real data.
     """
+    params = label_settings(settings.model_copy(update={"label_scheme": label_scheme}))
     return train_symbol(df, symbol, settings, registry, n_splits=2, promote=promote,
-                        progress=False, config=QUICK)
+                        progress=False, config=QUICK, gate=False, label_params=params)
 
 
 def train(

@@ -18,7 +18,13 @@ from tinhieu.ensemble import (
     compile_model,
     parse_weights,
 )
-from tinhieu.features import MODEL_COLUMNS, MODEL_FEATURES, WARMUP, compute_features
+from tinhieu.features import (
+    FEATURE_SCHEMA_VERSION,
+    MODEL_COLUMNS,
+    MODEL_FEATURES,
+    WARMUP,
+    compute_features,
+)
 from tinhieu.registry import ModelRegistry, ModelRegistryError
 from tinhieu.settings import load_settings
 from tinhieu.training import train_quick
@@ -173,3 +179,53 @@ def test_fast_path_two_class_models(candles: pd.DataFrame) -> None:
         np.testing.assert_allclose(fast[:, 1:], model.predict_proba(X[1500:]), rtol=1e-9,
                                    atol=1e-12, err_msg=algo)
         assert (fast[:, 0] == 0).all()
+
+
+# --- trade-outcome labels: the break-even BUY gate and calibrated models ------------------------
+def test_buy_gate_is_max_of_min_confidence_and_break_even() -> None:
+    probas = np.array([
+        [[0.50, 0.15, 0.35]],   # P(BUY) 0.35 > break-even 0.314, although SELL is likelier
+        [[0.62, 0.08, 0.30]],   # P(BUY) below break-even; SELL the argmax above 0.6: SELL
+        [[0.40, 0.55, 0.05]],   # nothing clears: NEUTRAL
+        [[0.45, 0.10, 0.45]],   # a BUY tie: the gate decides, not the argmax
+    ])[:, 0][:, None, :]
+    w = np.array([1.0])
+    be = 0.3143
+    cols = [combine(p[None], w, 0.3, be)[0][0] for p in probas[:, 0]]
+    assert cols == [2, 0, 1, 2]
+    # min_confidence above the break-even: the BUY gate moves up with it
+    cols = [combine(p[None], w, 0.4, be)[0][0] for p in probas[:, 0]]
+    assert cols == [1, 0, 1, 2]
+    col, conf, _ = combine(probas[0][None], w, 0.3, be)
+    assert conf[0] == pytest.approx(0.35)  # the confidence of a BUY is P(BUY)
+    # SELL is never sent while P(BUY) clears the break-even, even below min_confidence
+    col, _, _ = combine(np.array([[[0.66, 0.0, 0.34]]]), w, 0.5, be)
+    assert col[0] == 1
+    # without a break-even (fixed-horizon models): the argmax rule, as before
+    assert combine(probas[0][None], w, 0.3)[0][0] == 0
+
+
+def test_calibrated_model_compiles_pickles_and_matches_sklearn(candles: pd.DataFrame,
+                                                              tmp_path) -> None:
+    from tinhieu.ensemble import CalibratedModel
+    from tinhieu.training import QUICK, build_models
+
+    feats = compute_features(candles.iloc[:3000]).iloc[WARMUP:]
+    X = feats[list(MODEL_FEATURES)].to_numpy()
+    r = feats["ret_5"].to_numpy()
+    y = np.where(r > 0.001, 1, np.where(r < -0.001, -1, 0))
+    reg = ModelRegistry(tmp_path)
+    for algo, model in build_models(QUICK).items():
+        if algo == "svm":
+            model.steps[-1] = ("clf", model.steps[-1][1].estimator)  # the bare LinearSVC
+        model.fit(X[:1500], y[:1500])
+        cal = CalibratedModel(model, method="sigmoid" if algo == "svm" else "isotonic",
+                              score="decision" if algo == "svm" else "proba")
+        cal.fit_calibration(X[1500:2200], y[1500:2200])
+        fast = compile_model(cal).predict_proba(X[2200:])
+        np.testing.assert_allclose(fast, cal.reference_predict_proba(X[2200:]), atol=1e-9,
+                                   err_msg=algo)
+        np.testing.assert_allclose(fast.sum(axis=1), 1.0)
+        version = reg.save("SOL/USDT", algo, cal, {"feature_schema": FEATURE_SCHEMA_VERSION})
+        loaded = reg.load("SOL/USDT", algo, version).model
+        np.testing.assert_array_equal(compile_model(loaded).predict_proba(X[2200:]), fast)
