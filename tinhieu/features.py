@@ -19,7 +19,18 @@ Feature groups
 they are computed and published but **not** given to the models: a model trained on BTC at
 58,000 USDT learns nothing usable about XRP at 1.5 USDT, or about BTC at 30,000.
 ``MODEL_FEATURES`` are scale-free (returns, distances relative to close, ratios, volatility,
-time of day) and are what the models see. Rows are consecutive candles: a gap in the data is
+time of day, and the 5m / 15m / 1h candles built from the closed 1-minute candles) and are
+what the models see.
+
+Higher timeframes (``MTF_MINUTES``): the 1-minute candles of each bucket ``[b, b + tf)`` make
+one candle (first open, max high, min low, last close). It is read only once closed: from
+the row of the candle that opens at ``b + tf - 1 minute`` (which closes at ``b + tf``), or,
+when that minute is missing (a gap), from the first candle of a later bucket. A first bucket
+the history starts inside of is dropped. Per timeframe, from the last ``MTF_LOOKBACK`` closed
+candles: log return of the last one and of the last three, its range and body relative to its
+close, and where the current 1-minute close sits in the range of the last three (-0.5..0.5).
+Batch and incremental share these rules (tested equal, and tested blind to every later
+1-minute candle). Rows are consecutive candles: a gap in the data is
 not filled, so a return across an exchange outage spans the outage (training drops such rows,
 see :mod:`tinhieu.training`).
 """
@@ -48,6 +59,15 @@ VOLUME_SMA_SHORT = 5
 RETURN_HORIZONS = (1, 3, 5, 15, 30)
 VOLATILITY_LENGTHS = (10, 30)
 MINUTES_PER_DAY = 1440
+MTF_MINUTES = (5, 15, 60)
+"""Higher timeframes built from the closed 1-minute candles: 5m, 15m, 1h."""
+MTF_LOOKBACK = 4
+"""Closed higher-timeframe candles the features read (1h: 4 hours fit inside WARMUP)."""
+BASE_MS = 60_000
+"""The stream's candle length assumed when closing a higher-timeframe candle early: a
+bucket ``[b, b + tf)`` is closed by the candle that opens at ``b + tf - 1 minute`` (it closes
+at ``b + tf``). With longer candles the bucket closes only when a later bucket starts,
+which is later, never earlier: no lookahead either way."""
 
 SEED_FEATURES: tuple[str, ...] = (
     "open",
@@ -84,6 +104,8 @@ MODEL_FEATURES: tuple[str, ...] = (
     "rsi_scaled",
     "hour_sin",
     "hour_cos",
+    *(f"mtf{m}_{name}" for m in MTF_MINUTES
+      for name in ("ret_1", "ret_3", "range", "body", "pos")),
 )
 FEATURE_NAMES: tuple[str, ...] = SEED_FEATURES + tuple(
     n for n in MODEL_FEATURES if n not in SEED_FEATURES
@@ -99,8 +121,9 @@ _PARAMS = {
     "vol_sma": (VOLUME_SMA, VOLUME_SMA_SHORT),
     "ret": RETURN_HORIZONS,
     "volatility": VOLATILITY_LENGTHS,
+    "mtf": (MTF_MINUTES, MTF_LOOKBACK, BASE_MS),
 }
-FEATURE_SCHEMA_VERSION: str = "f1-" + hashlib.sha256(
+FEATURE_SCHEMA_VERSION: str = "f2-" + hashlib.sha256(
     json.dumps({"names": FEATURE_NAMES, "model": MODEL_FEATURES, "params": _PARAMS}).encode()
 ).hexdigest()[:8]
 
@@ -231,9 +254,78 @@ def compute_features(df: pd.DataFrame) -> pd.DataFrame:
         angle = _day_angle(ts)
         out["hour_sin"] = np.sin(angle)
         out["hour_cos"] = np.cos(angle)
+        for minutes in MTF_MINUTES:
+            out.update(_mtf_batch(ts, o, h, lo, c, minutes))
     frame = pd.DataFrame({name: out[name] for name in FEATURE_NAMES}, index=idx, copy=True)
     frame.iloc[: min(WARMUP - 1, n)] = np.nan  # the same rule as FeatureState.update
     return frame
+
+
+def _mtf_values(prefix: str, closed: list[tuple[float, float, float, float]] | None,
+                c: float) -> dict[str, float]:
+    """Features of the last closed higher-timeframe candles ``(open, high, low, close)``,
+    oldest first, and the current 1-minute close ``c``."""
+    nan = math.nan
+    if closed is None or len(closed) < MTF_LOOKBACK:
+        return {f"{prefix}_{k}": nan for k in ("ret_1", "ret_3", "range", "body", "pos")}
+    o1, h1, l1, c1 = closed[-1]
+    hi = max(x[1] for x in closed[-3:])
+    lo = min(x[2] for x in closed[-3:])
+    return {
+        f"{prefix}_ret_1": math.log(c1) - math.log(closed[-2][3]),
+        f"{prefix}_ret_3": math.log(c1) - math.log(closed[-4][3]),
+        f"{prefix}_range": (h1 - l1) / c1,
+        f"{prefix}_body": (c1 - o1) / c1,
+        f"{prefix}_pos": 0.0 if hi == lo else (c - lo) / (hi - lo) - 0.5,
+    }
+
+
+def _mtf_batch(ts: np.ndarray, o: np.ndarray, h: np.ndarray, lo: np.ndarray, c: np.ndarray,
+               minutes: int) -> dict[str, np.ndarray]:
+    """Higher-timeframe features of every row from the buckets closed by that row.
+
+    Bucket ``k`` (open time ``b``) is closed at the first row whose candle opens at or after
+    ``b + tf - 1 minute``; a first bucket the data starts inside of is left out (it is
+    incomplete), so a series started anywhere gives the same rows after the warm-up.
+    """
+    n = ts.shape[0]
+    prefix = f"mtf{minutes}"
+    tf = minutes * 60_000
+    if n == 0:
+        return {f"{prefix}_{k}": np.full(0, np.nan)
+                for k in ("ret_1", "ret_3", "range", "body", "pos")}
+    bid = ts // tf
+    starts = np.concatenate([[0], np.nonzero(np.diff(bid))[0] + 1])
+    ends = np.concatenate([starts[1:], [n]])
+    bo, bc = o[starts], c[ends - 1]
+    bh = np.maximum.reduceat(h, starts)
+    bl = np.minimum.reduceat(lo, starts)
+    close_row = np.searchsorted(ts, (bid[starts] + 1) * tf - BASE_MS, side="left")
+    if ts[0] != bid[0] * tf:  # the data starts inside the first bucket
+        bo, bc, bh, bl, close_row = bo[1:], bc[1:], bh[1:], bl[1:], close_row[1:]
+    k = np.searchsorted(close_row, np.arange(n), side="right")  # buckets closed by row t
+
+    def last(arr: np.ndarray, j: int) -> np.ndarray:
+        i = k - j
+        out = np.full(n, np.nan)
+        ok = i >= 0
+        out[ok] = arr[i[ok]]
+        return out
+
+    c1, c2, c4 = last(bc, 1), last(bc, 2), last(bc, MTF_LOOKBACK)
+    hi = np.fmax(np.fmax(last(bh, 1), last(bh, 2)), last(bh, 3))
+    low = np.fmin(np.fmin(last(bl, 1), last(bl, 2)), last(bl, 3))
+    enough = k >= MTF_LOOKBACK
+    with np.errstate(divide="ignore", invalid="ignore"):
+        pos = np.where(hi == low, 0.0, (c - low) / (hi - low) - 0.5)
+        cols = {
+            f"{prefix}_ret_1": np.log(c1) - np.log(c2),
+            f"{prefix}_ret_3": np.log(c1) - np.log(c4),
+            f"{prefix}_range": (last(bh, 1) - last(bl, 1)) / c1,
+            f"{prefix}_body": (c1 - last(bo, 1)) / c1,
+            f"{prefix}_pos": pos,
+        }
+    return {name: np.where(enough, v, np.nan) for name, v in cols.items()}
 
 
 def _safe_ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
@@ -329,6 +421,41 @@ class FeatureState:
         self.rsi_alpha = _com_alpha(alpha=1.0 / RSI_LENGTH)
         self.rsi_up: float | None = None
         self.rsi_down: float | None = None
+        # per higher timeframe: the open bucket [id, o, h, l, c], the last closed buckets
+        # (o, h, l, c), and whether the first bucket is still to be dropped (started inside)
+        self.mtf_open: dict[int, list[float] | None] = {m: None for m in MTF_MINUTES}
+        self.mtf_closed: dict[int, deque[tuple[float, float, float, float]]] = {
+            m: deque(maxlen=MTF_LOOKBACK) for m in MTF_MINUTES}
+        self.mtf_skip: dict[int, bool] = {m: False for m in MTF_MINUTES}
+
+    def _mtf_close(self, minutes: int) -> None:
+        bucket = self.mtf_open[minutes]
+        self.mtf_open[minutes] = None
+        if bucket is None:
+            return
+        if self.mtf_skip[minutes]:  # the incomplete first bucket: never used
+            self.mtf_skip[minutes] = False
+            return
+        self.mtf_closed[minutes].append((bucket[1], bucket[2], bucket[3], bucket[4]))
+
+    def _mtf_update(self, ts: int, o: float, h: float, lo: float, c: float) -> None:
+        for m in MTF_MINUTES:
+            tf = m * 60_000
+            bid = ts // tf
+            if self.count == 1:
+                self.mtf_skip[m] = ts != bid * tf
+            cur = self.mtf_open[m]
+            if cur is not None and cur[0] != bid:  # a later bucket began: the open one closed
+                self._mtf_close(m)
+                cur = None
+            if cur is None:
+                self.mtf_open[m] = [float(bid), o, h, lo, c]
+            else:
+                cur[2] = max(cur[2], h)
+                cur[3] = min(cur[3], lo)
+                cur[4] = c
+            if ts >= (bid + 1) * tf - BASE_MS:  # this candle ends the bucket
+                self._mtf_close(m)
 
     # ------------------------------------------------------------------------------------------
     def update(self, bar: Bar) -> np.ndarray | None:
@@ -374,6 +501,7 @@ class FeatureState:
         slow = self.ema_slow.update(c)
         macd = None if fast is None or slow is None else fast - slow
         signal = self.ema_signal.update(macd) if macd is not None else None
+        self._mtf_update(ts, o, h, lo, c)
         if self.count < WARMUP:
             return None
         return self._vector(ts, o, h, lo, c, v, macd, signal)
@@ -422,6 +550,8 @@ class FeatureState:
         angle = 2.0 * math.pi * ((ts // 60_000) % MINUTES_PER_DAY) / MINUTES_PER_DAY
         values["hour_sin"] = math.sin(angle)
         values["hour_cos"] = math.cos(angle)
+        for m in MTF_MINUTES:
+            values.update(_mtf_values(f"mtf{m}", list(self.mtf_closed[m]), c))
         return np.array([values[name] for name in FEATURE_NAMES], dtype=np.float64)
 
     # ------------------------------------------------------------------------------------------
@@ -439,6 +569,11 @@ class FeatureState:
             "ema_signal": self.ema_signal.to_list(),
             "rsi_up": self.rsi_up,
             "rsi_down": self.rsi_down,
+            "mtf": {
+                str(m): {"open": self.mtf_open[m], "closed": [list(x) for x in self.mtf_closed[m]],
+                         "skip": self.mtf_skip[m]}
+                for m in MTF_MINUTES
+            },
         }
 
     @classmethod
@@ -469,6 +604,13 @@ class FeatureState:
             state.ema_signal.load(d["ema_signal"])
             state.rsi_up = None if d["rsi_up"] is None else float(d["rsi_up"])
             state.rsi_down = None if d["rsi_down"] is None else float(d["rsi_down"])
+            for m in MTF_MINUTES:
+                saved = d["mtf"][str(m)]
+                bucket = saved["open"]
+                state.mtf_open[m] = None if bucket is None else [float(x) for x in bucket]
+                state.mtf_closed[m].extend(
+                    (float(a), float(b), float(c), float(e)) for a, b, c, e in saved["closed"])
+                state.mtf_skip[m] = bool(saved["skip"])
         except (KeyError, TypeError, ValueError, IndexError) as exc:
             raise FeatureError(
                 f"feature state is malformed ({exc!r}); replay the history"

@@ -15,9 +15,9 @@ from tinhieu.data import load_candles, parse_time
 from tinhieu.features import (
     FEATURE_NAMES,
     FEATURE_SCHEMA_VERSION,
+    FIRST_COMPLETE,
     MODEL_FEATURES,
     SEED_FEATURES,
-    FIRST_COMPLETE,
     WARMUP,
     FeatureError,
     FeatureState,
@@ -61,7 +61,7 @@ def test_names_schema_and_warmup() -> None:
     assert not {"open", "high", "low", "close", "volume", "SMA_50", "BB_upper"} & set(
         MODEL_FEATURES
     ), "raw price levels must not reach the models"
-    assert FEATURE_SCHEMA_VERSION.startswith("f1-")
+    assert FEATURE_SCHEMA_VERSION.startswith("f2-")
     # Every indicator has a value long before the first row is given out: the first row is
     # the one where the recursive indicators have settled (the same in training and live).
     assert FIRST_COMPLETE <= 52 < WARMUP == 300
@@ -188,3 +188,67 @@ def test_compute_features_rejects_bad_input(candles: pd.DataFrame) -> None:
         compute_features(candles.iloc[[0, 2, 1]])
     short = compute_features(candles.iloc[:10])
     assert short["SMA_50"].isna().all() and short["MACD"].isna().all()
+
+
+# --- multi-timeframe features: 5m / 15m / 1h candles from the closed 1m candles -------------------
+MTF = [n for n in MODEL_FEATURES if n.startswith("mtf")]
+
+
+def test_mtf_no_lookahead_changing_future_1m_candles(candles: pd.DataFrame,
+                                                     batch: pd.DataFrame) -> None:
+    """Changing any 1m candle after t changes no feature row <= t: a higher-timeframe
+    candle still open at t (here 10, 25 or 40 minutes into its hour) is never read."""
+    assert len(MTF) == 15
+    for t in (WARMUP + 9, 1000, 1500 + 37):
+        assert (candles["timestamp"].iloc[t] // 60_000) % 60 not in (59, 14, 29, 44)
+        altered = candles.copy()
+        later = altered.index > t
+        for col in ("open", "high", "low", "close"):
+            altered.loc[later, col] = altered.loc[later, col] * np.linspace(0.5, 2.0,
+                                                                            later.sum())
+        changed = compute_features(altered)
+        np.testing.assert_array_equal(changed.iloc[: t + 1].to_numpy(),
+                                      batch.iloc[: t + 1].to_numpy())
+        assert not np.allclose(changed[MTF].iloc[t + 61].to_numpy(),
+                               batch[MTF].iloc[t + 61].to_numpy())
+
+
+def test_mtf_candle_is_used_from_the_minute_it_closes(candles: pd.DataFrame,
+                                                      batch: pd.DataFrame) -> None:
+    ts = candles["timestamp"].to_numpy()
+    five = candles.set_index(pd.to_datetime(candles["timestamp"], unit="ms")).resample("5min")
+    bars = pd.DataFrame({"open": five["open"].first(), "high": five["high"].max(),
+                         "low": five["low"].min(), "close": five["close"].last()}).dropna()
+    t = 600  # a settled row; find the last minute of its 5m bucket
+    while (ts[t] // 60_000) % 5 != 4:
+        t += 1
+    end = pd.Timestamp(ts[t] - 4 * 60_000, unit="ms")  # open time of the bucket t closes
+    i = bars.index.get_loc(end)
+    expect_ret = np.log(bars["close"].iloc[i]) - np.log(bars["close"].iloc[i - 1])
+    assert batch["mtf5_ret_1"].iloc[t] == pytest.approx(expect_ret, rel=1e-12)
+    assert batch["mtf5_range"].iloc[t] == pytest.approx(
+        (bars["high"].iloc[i] - bars["low"].iloc[i]) / bars["close"].iloc[i], rel=1e-12)
+    # one minute earlier the bucket was still open: the row read the bucket before it
+    prev_ret = np.log(bars["close"].iloc[i - 1]) - np.log(bars["close"].iloc[i - 2])
+    assert batch["mtf5_ret_1"].iloc[t - 1] == pytest.approx(prev_ret, rel=1e-12)
+    # and the 1h features change only on the hour's last minute
+    hour = batch["mtf60_ret_1"].to_numpy()[WARMUP:]
+    changes = np.nonzero(np.diff(hour))[0] + 1 + WARMUP
+    assert ((ts[changes] // 60_000) % 60 == 59).mean() > 0.9  # the rest: after the gap
+
+
+def test_mtf_incremental_equals_batch_from_inside_a_bucket(candles: pd.DataFrame) -> None:
+    """Started 7 minutes into an hour and across the outage: the same rows both ways."""
+    part = candles.iloc[7:2400].reset_index(drop=True)
+    expected = compute_features(part)
+    state = FeatureState()
+    rows = []
+    for i, bar in enumerate(_bars(part)):
+        if i == 777:
+            state = FeatureState.from_dict(json.loads(json.dumps(state.to_dict())))
+        vec = state.update(bar)
+        if vec is not None:
+            rows.append(vec)
+    _close(np.array(rows), expected.to_numpy()[WARMUP - 1:])
+    # the incomplete first hour is never used: the first settled row reads 4 whole hours
+    assert np.isfinite(expected[MTF].iloc[WARMUP - 1]).all()
