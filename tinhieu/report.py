@@ -194,7 +194,29 @@ def importance_chart(results: Mapping[str, TrainResult], path: Path) -> Path:
     return path
 
 
-def write_report(results: Mapping[str, TrainResult], path: Path) -> Path:
+def out_of_sample_lines(oos: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """The trained models over later candles no fold saw."""
+    lines = ["| symbol | period | strategy | return % | Sharpe | max DD % | round trips | win % |"
+             " exposure % |", "|---|---|---|---:|---:|---:|---:|---:|---:|"]
+    for sym, o in oos.items():
+        for name, t in o["trading"].items():
+            lines.append(f"| {sym} | {o['start']} -> {o['end']} | "
+                         f"{STRATEGY_NAMES.get(name, name)} | {trading_rows(name, t)} |")
+    lines += ["", "| symbol | labelled rows | ensemble log loss | Brier | Brier BUY | "
+              "BUY signals | BUY hit rate | BUY base rate |",
+              "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for sym, o in oos.items():
+        c, sg = o.get("classification"), o.get("signals")
+        if c is None or sg is None:
+            continue
+        lines.append(f"| {sym} | {c['n']} | {_f(c['log_loss'])} | {_f(c['brier'])} | "
+                     f"{_f(c['brier_buy'], 4)} | {sg['BUY_signals']} | "
+                     f"{_f(sg['BUY_hit_rate'])} | {_f(sg['BUY_base_rate'])} |")
+    return lines
+
+
+def write_report(results: Mapping[str, TrainResult], path: Path,
+                 out_of_sample: Mapping[str, Mapping[str, Any]] | None = None) -> Path:
     """Write the markdown report to ``path`` and ``<stem>_importance.png`` beside it."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -239,6 +261,10 @@ def write_report(results: Mapping[str, TrainResult], path: Path) -> Path:
         "",
         *calibration_table(results),
         "",
+        *(["## Out of sample: the trained models over later candles", "",
+            "The final models (promoted or not) over candles after the training range, "
+            "which no fold saw; same broker, fees and baselines.", "",
+            *out_of_sample_lines(out_of_sample), ""] if out_of_sample else []),
         "## min_confidence replayed on the walk-forward (gated ensemble, pooled)",
         "",
         "Chosen on these same test folds: read it as a sensitivity table, not as unseen "

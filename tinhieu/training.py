@@ -50,6 +50,7 @@ from tinhieu.labels import (
     ACTIONS,
     CLASSES,
     Labels,
+    barrier_levels,
     break_even_probability,
     label_settings,
     make_scheme_labels,
@@ -839,6 +840,99 @@ def train_symbol(
         promoted=bool(decision["promoted"]), config=asdict(config), trading=trading,
         calibration=calibration, confidence_grid=confidence_grid, promotion=decision,
     )
+
+
+def evaluate_out_of_sample(
+    df: pd.DataFrame,
+    symbol: str,
+    settings: Settings,
+    registry: ModelRegistry,
+    versions: Mapping[str, str],
+    *,
+    start_ms: int,
+) -> dict[str, Any]:
+    """Run trained models (any versions, promoted or not) over candles from ``start_ms``.
+
+    ``df`` holds the history before ``start_ms`` too (the feature warm-up) and the candles to
+    judge after it. The gated ensemble (weights, break-even and calibration from the models'
+    metadata, ``settings.min_confidence``) trades through :func:`tinhieu.broker.step` beside
+    buy-and-hold and the MA crossover; its probabilities are scored against the labels of the
+    same candles (the label parameters stored with the models).
+    """
+    from tinhieu.broker import RiskConfig
+    from tinhieu.ensemble import Ensemble, Member
+    from tinhieu.performance import buy_and_hold
+
+    symbol = canonical(symbol)
+    df = df.reset_index(drop=True)
+    members, gates, params = [], [], None
+    for algo, version in versions.items():
+        lm = registry.load(symbol, algo, version)
+        members.append(Member(algo, version, float(lm.metadata.get("ensemble_weight", 1.0)),
+                              compile_model(lm.model), lm.model))
+        params = lm.metadata.get("label", params)
+        if params and params.get("break_even") is not None:
+            gates.append(float(params["break_even"]))
+    if not any(m.weight > 0 for m in members):
+        members = [Member(m.algorithm, m.version, 1.0, m.fast, m.model) for m in members]
+    ens = Ensemble(symbol, members, min_confidence=settings.min_confidence,
+                   buy_threshold=max(gates) if gates else None)
+    ts = df["timestamp"].to_numpy(np.int64)
+    first = int(np.searchsorted(ts, start_ms))
+    X = compute_features(df)[list(MODEL_FEATURES)].to_numpy(np.float64)
+    ok = np.isfinite(X).all(axis=1)
+    ok[:first] = False
+    idx = np.nonzero(ok)[0]
+    if idx.size == 0:
+        raise TrainingError(f"{symbol}: no complete feature row after {_iso(start_ms)}")
+    probas = ens.member_probas(X[idx])
+    cols, conf, weighted = combine(probas, ens.weights, ens.min_confidence, ens.buy_threshold)
+    window = df.iloc[first:]
+    acts: list[str | None] = [None] * len(window)
+    confs = np.ones(len(window))
+    for j, act, cf in zip((idx - first).tolist(), _actions_from_cols(cols), conf, strict=True):
+        acts[j] = act
+        confs[j] = cf
+    cfg = RiskConfig.from_settings(settings)
+    wts = window["timestamp"].to_numpy(np.int64)
+    lv = None
+    if params is not None and params.get("barrier_mode") == "volatility":
+        sl, tp = barrier_levels(df["close"].to_numpy(np.float64), mode="volatility",
+                                stop_loss_pct=params["stop_loss_pct"],
+                                take_profit_pct=params["take_profit_pct"],
+                                max_holding=int(params["max_holding"]),
+                                vol_window=params["vol_window"],
+                                stop_vol_mult=params["stop_vol_mult"],
+                                take_vol_mult=params["take_vol_mult"])
+        lv = (sl[first:], tp[first:])
+    curves = {"ensemble": _curve(*simulate_signals(window, acts, confs, cfg, entry_levels=lv,
+                                                   symbol=symbol), wts)}
+    bh_eq, _ = buy_and_hold(window["open"].to_numpy(), window["close"].to_numpy(),
+                            entry_index=min(1, len(window) - 1), cash=cfg.starting_cash,
+                            position_size_pct=cfg.position_size_pct,
+                            commission_pct=cfg.commission_pct)
+    curves["buy_and_hold"] = _curve(bh_eq, [], np.arange(len(window)) >= 1, wts)
+    ma = ma_crossover_actions(df["close"].to_numpy(np.float64))[first:]
+    curves["ma_crossover"] = _curve(*simulate_signals(window, ma, np.ones(len(window)), cfg,
+                                                      entry_levels=lv, symbol=symbol), wts)
+    out: dict[str, Any] = {
+        "start": _iso(int(wts[0])), "end": _iso(int(wts[-1])), "candles": len(window),
+        "trading": {name: trading_metrics([cv], settings.timeframe_ms)
+                    for name, cv in curves.items()},
+    }
+    if params is not None:
+        labels = make_scheme_labels(df, params)
+        gap = spans_gap(ts, before=max(WARMUP, labels.span + 1), after=labels.span,
+                        timeframe_ms=settings.timeframe_ms)
+        known = ~np.isnan(labels.y[idx]) & ~gap[idx]
+        if known.any():
+            y = labels.y[idx][known].astype(int)
+            p = weighted[known]
+            out["classification"] = classification_metrics(
+                y, np.array(CLASSES)[p.argmax(axis=1)].astype(float), p)
+            out["signals"] = _signal_stats(y, cols[known])
+            out["reliability"] = reliability_table(y, p[:, 2])
+    return out
 
 
 def train_quick(
