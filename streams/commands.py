@@ -122,14 +122,19 @@ async def train(
     no_promote: bool,
     max_train_rows: int | None,
 ) -> None:
-    """Walk-forward training of RF + SVM + LR per symbol into the model registry."""
+    """Walk-forward training of RF + SVM + LR per symbol into the model registry.
+
+    New models are promoted only when their walk-forward after-fee result beats cash,
+    buy-and-hold and the MA crossover (the promotion gate); otherwise they are registered
+    unpromoted and the reason is printed (and written in the report).
+    """
     from tinhieu.training import run_train_command
 
     report = report or settings.data_dir / "reports" / "train.md"
     report.parent.mkdir(parents=True, exist_ok=True)
     wanted = [s for s in (symbols or "").split(",") if s.strip()]
     try:
-        await _in_thread(
+        results = await _in_thread(
             run_train_command,
             settings,
             wanted,
@@ -143,6 +148,9 @@ async def train(
         )
     except (DataFileError, UnknownSymbolError, ValueError) as exc:
         raise SystemExit(f"[LOI] {exc}") from None
+    for sym, res in results.items():
+        verdict = "promoted" if res.promoted else "NOT promoted (trades nothing new)"
+        print(f"[MO HINH] {sym}: {verdict}: {res.promotion.get('reason', '-')}")
     print(f"[MO HINH] report: {report}")
 
 
