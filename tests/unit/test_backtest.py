@@ -176,7 +176,7 @@ def test_a_range_equals_the_slice_of_an_earlier_longer_backtest(
         assert (long.first_signal_index, len(long.actions)) == (0, len(short.actions) + earlier)
         assert list(long.timestamps[earlier:]) == list(short.timestamps)
         np.testing.assert_array_equal(long.actions[earlier:], short.actions)
-        np.testing.assert_allclose(long.confidences[earlier:], short.confidences, rtol=1e-9)
+        np.testing.assert_allclose(long.confidences[earlier:], short.confidences, rtol=1e-6)
         assert np.isfinite(short.confidences).all()
 
 
