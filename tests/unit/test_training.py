@@ -20,6 +20,7 @@ from tinhieu.training import (
     STRATEGIES,
     TrainingError,
     calibration_split,
+    evaluate_out_of_sample,
     fit_model,
     majority_baseline,
     persistence_baseline,
@@ -193,6 +194,19 @@ def test_calibrated_model_depends_on_training_rows_only(candles: pd.DataFrame) -
     # the numpy path equals scikit-learn's on the same rows
     np.testing.assert_allclose(first.predict_proba(data.X[te]),
                                first.reference_predict_proba(data.X[te]), atol=1e-9)
+
+
+def test_out_of_sample_runs_the_trained_versions_on_later_candles(run) -> None:
+    res, registry, _ = run
+    later = load_candles(DATA / "BNBUSDT_1m.csv.gz", parse_time("2021-04-23T12:00"),
+                         parse_time("2021-04-27T00:00"))
+    start = parse_time("2021-04-26T06:00")
+    out = evaluate_out_of_sample(later, "BNB/USDT", load_settings(max_holding_candles=HOLD),
+                                 registry, res.versions, start_ms=start)
+    assert out["start"] == "2021-04-26 06:00" and out["candles"] == 18 * 60
+    assert set(out["trading"]) == set(STRATEGIES)
+    assert out["trading"]["buy_and_hold"]["exposure_pct"] > 99
+    assert 0 < out["classification"]["n"] < out["candles"]  # the last trades are unknown
 
 
 def test_promotion_gate_needs_an_edge_over_every_baseline() -> None:
