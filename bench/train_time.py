@@ -3,7 +3,8 @@ time, and the figures for docs/ML.md (trading after fees, calibration, baselines
 
 Run: ``.venv/bin/python bench/train_time.py [--report docs/ML_report.md] [--splits 5]
 [--label-scheme triple_barrier|fixed_horizon] [--max-holding 240] [--barrier-mode fixed]
-[--end 2021-05-20] [--oos-end 2021-06-16] [--json out.json]``
+[--end 2021-05-20] [--oos-end 2021-06-16] [--json out.json]
+[--data ../shared/data/binance-spot-1h --timeframe 1h]``
 
 Prints the seconds per symbol and in total; the models go to a temporary registry, the report
 (tables + feature-importance PNG) to ``--report``. With ``--end``, training uses the candles
@@ -42,6 +43,7 @@ def main() -> None:
     parser.add_argument("--max-holding", type=int, default=None)
     parser.add_argument("--barrier-mode", default=None)
     parser.add_argument("--min-confidence", type=float, default=None)
+    parser.add_argument("--timeframe", default=None, help="e.g. 1h with --data .../binance-spot-1h")
     parser.add_argument("--end", default=None, help="train on candles before this (UTC)")
     parser.add_argument("--oos-end", default=None, help="out-of-sample check up to this")
     parser.add_argument("--json", type=Path, default=None, help="figures as JSON")
@@ -50,6 +52,7 @@ def main() -> None:
     overrides = {k: v for k, v in {
         "label_scheme": args.label_scheme, "max_holding_candles": args.max_holding,
         "barrier_mode": args.barrier_mode, "min_confidence": args.min_confidence,
+        "timeframe": args.timeframe,
     }.items() if v is not None}
     settings = load_settings(**overrides)
     end_ms = parse_time(args.end)
