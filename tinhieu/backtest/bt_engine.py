@@ -90,11 +90,12 @@ class BacktraderRun:
     seconds: float = 0.0
 
 
-class SignalStrategy(bt.Strategy):  # type: ignore[misc]
+class SignalStrategy(bt.Strategy):
     """``step``'s rules as a Backtrader strategy over per-candle (action, confidence).
 
-    Params: ``actions`` and ``confidences`` (one per candle; action None = no signal) and
-    ``cfg`` (:class:`~tinhieu.broker.RiskConfig`).
+    Params: ``actions`` and ``confidences`` (one per candle; action None = no signal),
+    ``times`` (the candles' open times, ms, for the fills) and ``cfg``
+    (:class:`~tinhieu.broker.RiskConfig`).
     """
 
     params = (("actions", ()), ("confidences", ()), ("cfg", None), ("times", ()))
