@@ -7,6 +7,8 @@ Nothing else in the project talks to the exchange or sees a ccxt exception.
   with the per-call retry helper.
 * :mod:`~tinhieu.exchange.poller`: :class:`CandlePoller`, the per-symbol cursor that hands
   out each closed candle once.
+* :mod:`~tinhieu.exchange.backoff`: :class:`PollBackoff`, the spacing and the one log line
+  per failed poll while the exchange is away (the ingest's outage state).
 
 ``from tinhieu.exchange import ExchangeClient, CandlePoller, ExchangeError, ...`` is the
 public surface; the submodules are an implementation detail.
@@ -14,6 +16,7 @@ public surface; the submodules are an implementation detail.
 
 from __future__ import annotations
 
+from tinhieu.exchange.backoff import PollBackoff
 from tinhieu.exchange.client import (
     BASE_DELAY_S,
     DEFAULT_ATTEMPTS,
@@ -41,5 +44,6 @@ __all__ = [
     "ExchangeDataError",
     "ExchangeError",
     "ExchangeUnavailable",
+    "PollBackoff",
     "RateLimited",
 ]

@@ -104,6 +104,10 @@ class ExchangeClient:
         markets and at every :meth:`CandlePoller.poll`) and decide closedness by the exchange's
         time, so a host clock that runs ahead never releases a candle early (and a fake
         exchange with a simulated clock is followed by a worker process).
+    report_failures:
+        Log a call's final failure (given up after its last attempt, bad data) as a warning
+        or error. ``False`` when the caller reports failures itself: the ingest logs one line
+        per failed poll, so here they go to the debug level. Retries are logged either way.
 
     Raises
     ------
@@ -119,9 +123,11 @@ class ExchangeClient:
         sleep: Sleep = asyncio.sleep,
         rng: random.Random | None = None,
         sync_time: bool = True,
+        report_failures: bool = True,
     ) -> None:
         self._settings = settings
         self._sync_time = sync_time
+        self._report = report_failures
         self._offset_ms = 0
         self._clock = clock
         self._sleep = sleep
@@ -466,10 +472,10 @@ class ExchangeClient:
             }
             if not isinstance(error, ExchangeUnavailable):
                 if isinstance(error, ExchangeDataError):
-                    i18n.log(logger, logging.WARNING, "exchange.bad_data", **fields)
+                    i18n.log(logger, self._level(logging.WARNING), "exchange.bad_data", **fields)
                 raise error from exc
             if attempts is not None and attempt >= attempts:
-                i18n.log(logger, logging.ERROR, "exchange.gave_up", **fields)
+                i18n.log(logger, self._level(logging.ERROR), "exchange.gave_up", **fields)
                 raise error from exc
             delay = self._delay(attempt, error)
             fields["delay"] = delay
@@ -518,12 +524,16 @@ class ExchangeClient:
             timeout_s=self._settings.exchange_timeout_s,
         )
 
+    def _level(self, level: int) -> int:
+        """``level`` for a call's final failure, or debug when the caller reports it."""
+        return level if self._report else logging.DEBUG
+
     def _data_error(self, what: str, target: str | None, reason: str) -> ExchangeDataError:
         where = f"{self.exchange_id} ({self.host}) {what}{' ' + target if target else ''}"
         error = ExchangeDataError(f"{where}: {short(reason)}")
         i18n.log(
             logger,
-            logging.WARNING,
+            self._level(logging.WARNING),
             "exchange.bad_data",
             exchange=self.exchange_id,
             what=what,

@@ -69,6 +69,9 @@ class CandlePoller:
     max_catchup:
         When ``last_ts`` is older than this many candles, only the latest ``max_catchup`` are
         fetched (logged); ``None`` fetches everything since ``last_ts``.
+    report_failures:
+        Log each symbol whose fetch failed as a warning. ``False`` when the caller reports
+        :attr:`last_errors` itself (the ingest: one line per failed poll); debug level then.
     """
 
     def __init__(
@@ -81,6 +84,7 @@ class CandlePoller:
         *,
         attempts: int | None = DEFAULT_ATTEMPTS,
         max_catchup: int | None = None,
+        report_failures: bool = True,
     ) -> None:
         if timeframe_ms != client.timeframe_ms:
             raise ValueError(
@@ -93,6 +97,7 @@ class CandlePoller:
         self._backfill = backfill
         self._attempts = attempts
         self._max_catchup = max_catchup
+        self._report = report_failures
         self._cursor: dict[str, int] = {
             canonical(s): int(ts)
             for s, ts in (last_ts or {}).items()
@@ -151,7 +156,7 @@ class CandlePoller:
         self.last_errors[sym] = exc
         i18n.log(
             logger,
-            logging.WARNING,
+            logging.WARNING if self._report else logging.DEBUG,
             "poller.failed",
             symbol=sym,
             error=short(exc, 200),
