@@ -149,7 +149,14 @@ class Settings(BaseSettings):
         description="Exchange fee per side, percent: the broker's commission and the cost "
         "the labels are net of (one setting for both).",
     )
-    min_confidence: float = Field(0.6, ge=0, le=1, description="Below it the signal is NEUTRAL.")
+    min_confidence: float = Field(
+        0.45,
+        ge=0,
+        le=1,
+        description="Least calibrated probability to act on: a BUY needs P(take profit first) "
+        ">= max(min_confidence, break-even), a SELL P(SELL) >= it. 0.45 chosen by walk-forward "
+        "(docs/ML.md); 0.6 is the seed's value.",
+    )
     label_scheme: Literal["triple_barrier", "fixed_horizon"] = Field(
         "triple_barrier",
         description="triple_barrier: the outcome of the broker's own long entered at the next "
