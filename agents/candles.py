@@ -1,19 +1,27 @@
-"""``process_candles``: closed candles from ``market_data`` -> window, features, ensemble ->
-``signals``, one record per symbol in ``symbol_to_window``.
+"""``process_candles``: the agent that owns each symbol's partition of ``market_data``.
+
+closed candle -> window -> features -> ensemble -> Signal -> broker (risk rules) -> orders,
+with one record per symbol in ``symbol_to_window`` (window, features, newest signal, book).
 
 Candles are taken in batches (``batch_max_candles``, at most ``batch_max_wait_ms`` of
 waiting), grouped by symbol, and each symbol's batch goes through
-:func:`tinhieu.pipeline.advance` (one model call per symbol and batch). Effects, in this
-order, so a crash at any point repeats work and never loses it:
+:func:`tinhieu.pipeline.advance`: one model call per symbol and batch, then the broker's
+rules (:func:`tinhieu.broker.step`, the function the backtest runs) over the stream of that
+symbol's signals, one signal per closed candle. Effects, in this order, so that a crash at
+any point repeats work and never loses it:
 
-1. every signal and dead letter of the batch is sent and its delivery awaited;
-2. then each symbol's record is written, once.
+1. every signal, order and dead letter of the batch is sent and its delivery awaited;
+2. the fills, positions and equity points go to the SQLite trade log (its own thread);
+3. then each symbol's record is written, once.
 
-A re-delivered candle (at or before the record's source offset) was delivered before the
+A re-delivered candle (at or before the record's source offset) was fully handled before the
 record moved past it and is skipped; the record is written again anyway, since the local
-store may be ahead of the changelog after a crash. Any message that cannot be processed,
-for whatever reason, becomes a dead letter (``internal_error`` with the exception for the
-unexpected) and the agent goes on with the next one: nothing crashes it or blocks a symbol.
+store may be ahead of the changelog after a crash. Orders re-sent after a crash carry the
+same deterministic id, which consumers and the trade log's UNIQUE constraint treat as one.
+
+Any message that cannot be processed, for whatever reason, becomes a dead letter
+(``internal_error`` with the exception for the unexpected) and the agent goes on with the
+next one: nothing crashes the agent or blocks a symbol.
 """
 
 from __future__ import annotations
@@ -22,23 +30,24 @@ from streams.app import app, runtime, settings  # first: the app must exist  # i
 
 import asyncio
 import logging
-import time
 from collections.abc import Awaitable, Sequence
 from typing import Any
 
 from faust.types import EventT
 
 from agents.deadletter import send_dead_letter
-from models.records import Signal
-from streams.topics import market_data_raw_topic, signals_topic
+from streams.topics import ORDERS, SIGNALS, market_data_raw_topic, publish_json
 from tables import write_for_event
 from tables.windows import symbol_to_window
 from tinhieu import i18n
+from tinhieu.broker import RiskConfig
 from tinhieu.candles import CandleError, ValidCandle, candle_from_message
 from tinhieu.pipeline import Advanced, Rejected, advance
+from tinhieu.tradelog import TradeLog
 
 log = logging.getLogger("tinhieu.candles")
 AGENT = "process_candles"
+risk = RiskConfig.from_settings(settings)
 
 i18n.register(
     {
@@ -52,6 +61,13 @@ i18n.register(
             i18n.TAGS["error"],
             "{symbol}: mô hình lỗi khi dự đoán ({error}); tín hiệu NEUTRAL cho {count} nến",
             "{symbol}: the models failed to predict ({error}); NEUTRAL for {count} candles",
+        ),
+        "broker.fill": (
+            i18n.TAGS["order"],
+            "{symbol} {side} {amount:.6f} @ {price:.4f} ({reason}, tin cậy {confidence:.0%}) "
+            "id {id}",
+            "{symbol} {side} {amount:.6f} @ {price:.4f} ({reason}, confidence "
+            "{confidence:.0%}) id {id}",
         ),
     }
 )
@@ -68,7 +84,7 @@ def _decode(event: EventT) -> ValidCandle:
         event.value,
         settings.symbols,
         timeframe_ms,
-        now_ms=int(time.time() * 1000),
+        now_ms=int(runtime.clock() * 1000),
         future_tolerance_ms=int(settings.future_tolerance_timeframes * timeframe_ms),
         max_bytes=settings.max_message_bytes,
     )
@@ -80,8 +96,10 @@ def _advance(symbol: str, record: Any, items: Sequence[tuple[EventT, ValidCandle
         symbol,
         [(candle, event.message.offset) for event, candle in items],
         runtime.models.current(symbol),
+        risk,
         window_size=settings.window_size,
         timeframe_ms=settings.timeframe_ms,
+        clock=runtime.clock,
     )
 
 
@@ -92,23 +110,24 @@ def _advance_one_by_one(
     that fails is refused (``internal_error``) and every other candle still counts.
     ``None`` when no candle could be applied to a symbol that had no record yet."""
     result: Advanced | None = None
-    signals: list[dict[str, Any]] = []
-    rejected: list[Rejected] = []
-    gaps: list[dict[str, Any]] = []
+    merged = Advanced(record=record)
     for index, item in enumerate(items):
         try:
-            step = _advance(symbol, result.record if result else record, [item])
+            one = _advance(symbol, result.record if result else record, [item])
         except Exception as exc:  # noqa: BLE001
-            rejected.append(Rejected(index, *_internal(exc)))
+            merged.rejected.append(Rejected(index, *_internal(exc)))
             continue
-        rejected.extend(Rejected(index, r.code, r.reason) for r in step.rejected)
-        signals.extend(step.signals)
-        gaps.extend(step.gaps)
-        result = step
+        merged.rejected.extend(Rejected(index, r.code, r.reason) for r in one.rejected)
+        merged.signals.extend(one.signals)
+        merged.fills.extend(one.fills)
+        merged.equity.extend(one.equity)
+        merged.gaps.extend(one.gaps)
+        merged.model_error = one.model_error or merged.model_error
+        result = one
     if result is None:
-        return Advanced(record=record, rejected=rejected) if record else None
-    result.signals, result.rejected, result.gaps = signals, rejected, gaps
-    return result
+        return merged if record else None
+    merged.record = result.record
+    return merged
 
 
 async def handle_batch(events: Sequence[EventT]) -> None:
@@ -128,6 +147,9 @@ async def handle_batch(events: Sequence[EventT]) -> None:
 
     records: dict[bytes, tuple[dict[str, Any], EventT]] = {}
     pending: list[Awaitable[Any]] = []
+    fills: list[Any] = []
+    equity: list[tuple[str, int, float, float]] = []
+    filled_books: dict[str, dict[str, Any]] = {}
     for symbol, items in by_symbol.items():
         key = symbol.encode()
         record = symbol_to_window.get(key)
@@ -148,21 +170,35 @@ async def handle_batch(events: Sequence[EventT]) -> None:
         if result.signals and not result.signals[-1]["reason"]:
             runtime.predict_latency.add(result.signals[-1]["latency_ms"])
         for data in result.signals:
-            pending.append(await signals_topic.send(key=symbol, value=Signal.from_data(data)))
+            pending.append(await publish_json(SIGNALS, symbol, data))
+        for fill in result.fills:
+            order = fill.to_dict()
+            pending.append(await publish_json(ORDERS, symbol, order))
+            i18n.log(log, logging.INFO, "broker.fill", **order)
+        if result.fills:
+            filled_books[symbol] = result.record["book"]
+        fills.extend(result.fills)
+        equity.extend(result.equity)
         records[key] = (result.record, items[-1][0])
     letters.sort(key=lambda letter: (letter[0].message.partition, letter[0].message.offset))
     for event, code, reason in letters:
         pending.append(await send_dead_letter(event, code, reason, agent=AGENT))
     if pending:
         await asyncio.gather(*pending)  # delivered before the records move past them
+    if fills or equity:  # the trade log before the records: a crash repeats, never loses
+
+        def log_batch(db: TradeLog) -> None:
+            db.record_batch(fills, filled_books, equity)
+
+        await runtime.trade_log(log_batch)
     for key, (record, event) in records.items():
         write_for_event(symbol_to_window, key, record, event)
 
 
 @app.agent(market_data_raw_topic, name=AGENT)
 async def process_candles(stream):  # type: ignore[no-untyped-def]
-    """Closed candles -> one record per symbol and a Signal per candle; bad ones to
-    dead letters."""
+    """Closed candles -> one record per symbol, a Signal per candle, orders under the risk
+    rules; bad messages to dead letters."""
     await runtime.models_loaded.wait()  # the first candle already meets its models
     async for events in stream.take_events(
         settings.batch_max_candles, within=settings.batch_max_wait_ms / 1000.0

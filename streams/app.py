@@ -48,7 +48,7 @@ def create_app(settings: Settings) -> faust.App:
         stream_wait_empty=False,
         broker_commit_every=100,
         broker_commit_interval=2.0,
-        producer_linger=0.005,
+        producer_linger=0.0,
     )
 
 
@@ -71,13 +71,11 @@ async def _close_runtime(app: faust.App, **kwargs: object) -> None:
 
 
 # Register the topics, tables, agents, views and commands (each imports what it needs).
-from agents import broker as _broker_agent  # noqa: E402,F401
 from agents import candles as _candles_agent  # noqa: E402,F401
 from agents import ingest as _ingest  # noqa: E402,F401
 from streams import commands as _commands  # noqa: E402,F401
 from streams import topics  # noqa: E402,F401
 from streams import views as _views  # noqa: E402,F401
-from tables import positions as _positions_table  # noqa: E402,F401
 from tables import windows as _windows_table  # noqa: E402,F401
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import statistics
+import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -45,8 +46,9 @@ class LatencySamples:
 class Runtime:
     """Per-worker shared objects; built once by ``streams.app``."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, clock: Callable[[], float] = time.time) -> None:
         self.settings = settings
+        self.clock = clock  # unix seconds: the one clock of the worker (tests pass their own)
         self.models = ModelCache(
             ModelRegistry(settings.models_path),
             weights=parse_weights(settings.ensemble_weights),

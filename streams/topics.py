@@ -6,6 +6,10 @@ replay), the tables co-partitioned with the topics, and the web-view router.
 
 from __future__ import annotations
 
+import json
+from collections.abc import Awaitable, Mapping
+from typing import Any
+
 from models.records import Candle, DeadLetter, Order, Signal
 from streams.app import app, settings
 
@@ -40,3 +44,18 @@ async def declare_topics() -> None:
     (a topic auto-created by the broker would get the broker's default count)."""
     for topic in (signals_topic, orders_topic, dead_letters_topic):
         await topic.maybe_declare()
+
+
+async def publish_json(topic: str, key: str, value: Mapping[str, Any]) -> Awaitable[Any]:
+    """Send ``value`` (the fields of the topic's record, e.g. a Signal's) as JSON straight
+    to the producer; returns the delivery future.
+
+    The hot path's shortcut around ``Topic.send``: a dict built with the record's field names
+    is already what ``Record.dumps`` would write (records here carry no metadata), and going
+    through Faust's channel and record layers cost a fifth of the candle agent's time. The
+    partition is the producer's partitioner over the raw key: the symbol's partition.
+    Consumers still read typed records (``tests/unit/test_signals.py`` proves the shape).
+    """
+    return await app.producer.send(
+        topic, key.encode(), json.dumps(value).encode(), None, None, None
+    )

@@ -17,7 +17,6 @@ from faust.web import Request, Response, View
 from yarl import URL
 
 from streams.app import app, runtime, settings
-from tables.positions import symbol_to_book
 from tables.windows import symbol_to_window
 from tinhieu.candles import window_json
 from tinhieu.symbols import UnknownSymbolError, normalize
@@ -187,11 +186,9 @@ class HealthView(View):
         return self.json(body)
 
 
-def _from_table(view: View, table: Any, symbol: str, what: str) -> Response:
-    value = table.get(symbol.encode())
-    if not value:
-        return view.json({"error": f"no {what} for {symbol} yet", "symbol": symbol}, status=404)
-    return view.json(value)
+def _book(symbol: str) -> dict[str, Any] | None:
+    record = symbol_to_window.get(symbol.encode())
+    return record.get("book") if record else None
 
 
 @app.page("/signals/{symbol}")
@@ -212,10 +209,15 @@ class SignalView(View):
 @app.page("/positions/{symbol}")
 class PositionView(View):
     async def get(self, request: Request, symbol: str) -> Response:
-        return await routed(self, request, symbol_to_book.name, symbol, self._local)
+        return await routed(self, request, symbol_to_window.name, symbol, self._local)
 
     async def _local(self, symbol: str) -> Response:
-        return _from_table(self, symbol_to_book, symbol, "position")
+        book = _book(symbol)
+        if not book:
+            return self.json(
+                {"error": f"no position for {symbol} yet", "symbol": symbol}, status=404
+            )
+        return self.json(book)
 
 
 @app.page("/positions")
@@ -225,10 +227,9 @@ class PositionsView(View):
     async def get(self, request: Request) -> Response:
         books: dict[str, Any] = {}
         for symbol in settings.symbols:
-            key = symbol.encode()
-            owner = (owner_url(symbol_to_book.name, symbol) or "").rstrip("/")
+            owner = (owner_url(symbol_to_window.name, symbol) or "").rstrip("/")
             if not owner or owner == str(app.conf.canonical_url).rstrip("/"):
-                books[symbol] = symbol_to_book.get(key)
+                books[symbol] = _book(symbol)
                 continue
             try:
                 url = f"{owner}/positions/{symbol.replace('/', '-')}"

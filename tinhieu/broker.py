@@ -202,25 +202,36 @@ def signal_from_record(record: Any) -> tuple[Bar, SignalIn]:
     """Split a ``Signal`` record (or any object/dict with its fields) into bar and signal.
 
     The Faust agent calls this on each message of the ``signals`` topic.
+
+    Raises
+    ------
+    BrokerError
+        A field is missing, of the wrong type, or out of range (prices must be positive and
+        finite, confidence within 0..1): the message names the field.
     """
-    get = record.get if isinstance(record, dict) else lambda k: getattr(record, k)
-    ts = int(get("candle_time"))
-    bar = Bar(
-        ts,
-        float(get("open")),
-        float(get("high")),
-        float(get("low")),
-        float(get("close")),
-        float(get("volume")),
-    )
-    sig = SignalIn(
-        str(get("symbol")),
-        ts,
-        str(get("action")),
-        float(get("confidence")),
-        str(get("model_version")),
-    )
-    return bar, sig
+    if isinstance(record, dict):
+        get = record.__getitem__
+    else:
+        def get(k: str) -> Any:
+            return getattr(record, k)
+    try:
+        ts_value = get("candle_time")
+        if isinstance(ts_value, bool) or not isinstance(ts_value, int):
+            raise BrokerError(f"candle_time must be integer ms, got {ts_value!r}")
+        prices = [float(get(k)) for k in ("open", "high", "low", "close", "volume")]
+        confidence = float(get("confidence"))
+        symbol, action, version = get("symbol"), get("action"), get("model_version")
+    except (KeyError, AttributeError) as exc:
+        raise BrokerError(f"signal lacks field {exc}") from None
+    except (TypeError, ValueError) as exc:
+        raise BrokerError(f"signal has a field of the wrong type: {exc}") from None
+    if not all(math.isfinite(p) for p in prices) or min(prices[:4]) <= 0 or prices[4] < 0:
+        raise BrokerError(f"signal prices must be positive and finite, got {prices}")
+    if not 0.0 <= confidence <= 1.0:
+        raise BrokerError(f"signal confidence must be within 0..1, got {confidence}")
+    if not all(isinstance(v, str) for v in (symbol, action, version)):
+        raise BrokerError("signal symbol, action and model_version must be text")
+    return Bar(ts_value, *prices), SignalIn(symbol, ts_value, action, confidence, version)
 
 
 def position_value(state: dict[str, Any], price: float) -> float:

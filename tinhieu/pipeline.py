@@ -6,21 +6,25 @@ per candle) to the ``symbol_to_window`` table::
     {"symbol": "BTC/USDT",
      "window": {...},          # tinhieu.candles window: last N candles, gaps, source offset
      "features": {...} | None, # tinhieu.features.FeatureState.to_dict()
-     "signal": {...} | None}   # the Signal of the newest candle (what the views show)
+     "signal": {...} | None,   # the Signal of the newest candle (what the views show)
+     "book": {...}}            # tinhieu.broker state: cash, position, levels, last candle
 
-The window, the incremental indicators and the newest signal sit in one value, so they can
-never disagree after a crash (each changelog message carries all three).
+The window, the incremental indicators, the newest signal and the broker's book sit in one
+value, so they can never disagree after a crash (each changelog message carries them all).
 
-:func:`advance` takes a symbol's record and its next candles (in partition order) and
-returns the new record, one signal per NEW candle and the candles it refused. Every closed
-candle gets a signal: with no model, during the warm-up or when a feature is not finite it is
-an explicit NEUTRAL with no votes and a ``reason``, so the broker advances its book (stops,
-take profits, pending entries) on every candle, exactly as the backtest does.
+:func:`advance` takes a symbol's record and its next candles (in partition order). For every
+NEW candle: the window takes it, the features advance, the ensemble gives its verdict (one
+model call for the whole batch), and the broker's rules (:func:`tinhieu.broker.step`, the
+function the backtest runs) act on that candle with its signal. Every closed candle gets a
+signal: with no model, during the warm-up or when a feature is not finite it is an explicit
+NEUTRAL with no votes and a ``reason``, so the book advances (stops, take profits, pending
+entries) on every candle, exactly as in the backtest.
 
-Crash safety is the caller's protocol (agents/candles.py): deliver the signals first, then
-write the record. A candle at or before the record's source offset was therefore already
-delivered and is skipped (``Outcome.REDELIVERED``); a record lost with a crash is rebuilt by
-re-processing the same candles, which gives the same signals (deterministic).
+Crash safety is the caller's protocol (agents/candles.py): deliver the signals and orders and
+write the trade log first, then write the record. A candle at or before the record's source
+offset was therefore fully handled and is skipped (``Outcome.REDELIVERED``); a record lost
+with a crash is rebuilt by handling the same candles again, which gives the same signals and
+the same orders with the same ids (deterministic).
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from typing import Any
 
 import numpy as np
 
+from tinhieu.broker import Fill, RiskConfig, SignalIn, new_state, position_value, step
 from tinhieu.candles import CandleError, Outcome, ValidCandle, apply_candle, empty_window
 from tinhieu.features import FEATURE_SCHEMA_VERSION, MODEL_COLUMNS, FeatureError, FeatureState
 
@@ -65,6 +70,9 @@ class Advanced:
 
     record: dict[str, Any]
     signals: list[dict[str, Any]] = field(default_factory=list)
+    fills: list[Fill] = field(default_factory=list)
+    equity: list[tuple[str, int, float, float]] = field(default_factory=list)
+    """(symbol, candle time, cash, position value) at every fill and every full hour."""
     rejected: list[Rejected] = field(default_factory=list)
     redelivered: int = 0
     duplicates: int = 0
@@ -73,12 +81,16 @@ class Advanced:
     model_error: str | None = None
 
 
-def new_record(symbol: str, timeframe_ms: int) -> dict[str, Any]:
+HOUR_MS = 3_600_000
+
+
+def new_record(symbol: str, timeframe_ms: int, risk: RiskConfig) -> dict[str, Any]:
     return {
         "symbol": symbol,
         "window": empty_window(symbol, timeframe_ms),
         "features": None,
         "signal": None,
+        "book": new_state(symbol, risk),
     }
 
 
@@ -121,6 +133,7 @@ def advance(
     symbol: str,
     candles: Sequence[tuple[ValidCandle, int | None]],
     ensemble: EnsembleLike | None,
+    risk: RiskConfig,
     *,
     window_size: int,
     timeframe_ms: int,
@@ -137,14 +150,17 @@ def advance(
         Validated candles of this symbol, in partition order.
     ensemble : Ensemble or None
         The symbol's models; ``None`` gives NEUTRAL signals with reason ``no_model``.
+    risk : RiskConfig
+        The broker's rules.
 
     Returns
     -------
     Advanced
         The new record, a signal per new candle (``models.records.Signal`` fields), the
-        refused candles (``out_of_order``, ``conflicting_duplicate``, ...) with their codes.
+        broker's fills and equity points, the refused candles (``out_of_order``,
+        ``conflicting_duplicate``, ...) with their codes.
     """
-    rec = dict(record) if record else new_record(symbol, timeframe_ms)
+    rec = dict(record) if record else new_record(symbol, timeframe_ms, risk)
     window: dict[str, Any] = rec["window"]
     features = _features(rec.get("features"))
     out = Advanced(record=rec)
@@ -182,8 +198,20 @@ def advance(
             signal = _signal(symbol, candle, verdict.action, verdict.confidence, votes,
                              verdict.model_version, "", round(per_candle_ms, 4), now)
         out.signals.append(signal)
+    book = rec.get("book") or new_state(symbol, risk)
+    for signal, (candle, _row) in zip(out.signals, fresh, strict=True):
+        bar = candle.bar
+        book, fills = step(book, bar, SignalIn(symbol, bar.ts, signal["action"],
+                                               signal["confidence"], signal["model_version"]),
+                           risk)
+        out.fills.extend(fills)
+        if fills or bar.ts % HOUR_MS == 0:
+            out.equity.append(
+                (symbol, bar.ts, float(book["cash"]), position_value(book, bar.close))
+            )
     rec["window"] = window
     rec["features"] = features.to_dict()
+    rec["book"] = book
     if out.signals:
         rec["signal"] = out.signals[-1]
     return out

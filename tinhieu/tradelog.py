@@ -177,6 +177,22 @@ class TradeLog:
                 ),
             )
 
+    def record_batch(
+        self,
+        fills: Iterable[Fill | Mapping[str, Any]],
+        books: Mapping[str, Mapping[str, Any]],
+        equity: Iterable[tuple[str, int, float, float]],
+    ) -> None:
+        """One batch of the broker: its fills, the books that filled, the equity points.
+
+        Every part is idempotent (UNIQUE ids, upserts), so a batch handled again after a
+        crash leaves the log as it was."""
+        self.record_fills(fills)
+        for symbol, book in books.items():
+            self.upsert_position(symbol, book)
+        for row in equity:
+            self.record_equity(*row)
+
     # --- reads ----------------------------------------------------------------------
     def trades(self, symbol: str | None = None) -> list[dict[str, Any]]:
         """Logged fills in the order they were recorded, optionally of one symbol."""

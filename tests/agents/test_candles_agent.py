@@ -11,6 +11,7 @@ from unittest import mock
 import pytest
 
 from agents import candles as candles_agent
+from models.records import Order, Signal
 from streams.app import runtime
 from tables.windows import symbol_to_window
 from tinhieu.data import load_candles, parse_time
@@ -49,8 +50,13 @@ def recorded(models: ModelCache | None = None):
     signals: list = []
     letters: list[tuple[str, str]] = []
 
-    async def send_signal(key=None, value=None, **kw):
-        signals.append(value)
+    async def send_signal(topic, key, value):
+        assert key == value["symbol"]
+        if topic == "signals":
+            signals.append(Signal.from_data(value))  # what a consumer of the topic reads
+        else:
+            assert topic == "orders"
+            Order.from_data(value)  # the Order record's shape
         return _delivered()
 
     async def send_letter(event, code, reason, agent):
@@ -58,7 +64,7 @@ def recorded(models: ModelCache | None = None):
         return _delivered()
 
     patches = [
-        mock.patch.object(candles_agent.signals_topic, "send", send_signal),
+        mock.patch.object(candles_agent, "publish_json", send_signal),
         mock.patch.object(candles_agent, "send_dead_letter", send_letter),
     ]
     if models is not None:

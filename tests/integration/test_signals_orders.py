@@ -7,18 +7,22 @@ agent places are exactly the orders the offline backtest computes from the same 
 from __future__ import annotations
 
 import asyncio
+import json
+import shutil
 import sqlite3
 from collections import Counter
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from tests.integration.procs import Worker, app_env, run_command, wait_for
 from tinhieu.backtest import read_orders_jsonl, run_backtest
+from tinhieu.candles import Bar, bar_to_dict
 from tinhieu.data import load_candles, parse_time
 from tinhieu.features import WARMUP
 from tinhieu.kafka_embedded import EmbeddedKafka
-from tinhieu.kafka_io import decode_json, read_topic
+from tinhieu.kafka_io import decode_json, make_producer, read_topic
 from tinhieu.registry import ModelRegistry
 from tinhieu.settings import load_settings
 from tinhieu.training import train_quick
@@ -148,3 +152,86 @@ def _run(kafka, data_dir, data_1m, tmp_path, guarantee):
     assert equity[0] >= 2 * 20 and equity[1] == 2  # every fill and every hour, per symbol
     assert positions >= 1
     assert sorted(ids) == sorted(o["id"] for o in offline)
+
+
+def test_a_gap_through_the_stop_fills_live_as_in_the_backtest_without_models(
+    data_dir, data_1m, tmp_path
+):
+    """A position is open, the symbol's models are removed, and the next candle opens below
+    the stop: the worker still checks the stop on that candle (its signal is a NEUTRAL with
+    the reason) and fills at the open, exactly as the backtest does."""
+    sym, name = "BTC/USDT", "BTCUSDT"
+    day = load_candles(data_1m / f"{name}_1m.csv.gz", parse_time(DAY[0]), parse_time(DAY[1]))
+    settings = load_settings(data_dir=data_dir, min_confidence=MIN_CONFIDENCE)
+    registry = ModelRegistry(settings.models_path)
+    full = run_backtest({sym: day}, settings, registry, start_ms=parse_time(DAY[0]),
+                        end_ms=parse_time(DAY[1]), out_dir=tmp_path / "bt-day", progress=False)
+    res = full.symbols[sym]
+    times = day["timestamp"].tolist()
+    # An entry whose candle's own signal does not also ask to sell (that would exit at the
+    # next open by signal, before any stop).
+    entry = next(
+        f for f in res.fills
+        if f.side == "BUY" and not (
+            res.actions[times.index(f.fill_time)] == -1
+            and res.confidences[times.index(f.fill_time)] >= MIN_CONFIDENCE
+        )
+    )
+    upto = day.iloc[: times.index(entry.fill_time) + 1]
+    gap_open = entry.stop_loss * 0.97
+    crafted = {"timestamp": entry.fill_time + 60_000, "open": gap_open,
+               "high": gap_open * 1.001, "low": gap_open * 0.995, "close": gap_open * 0.998,
+               "volume": 1.0}
+    frame = pd.concat([upto, pd.DataFrame([crafted])], ignore_index=True)
+    offline = run_backtest({sym: frame}, settings, registry, start_ms=parse_time(DAY[0]),
+                           end_ms=None, out_dir=tmp_path / "bt-gap", progress=False)
+    expected = offline.symbols[sym].fills[-1]
+    assert (expected.side, expected.reason, expected.price) == ("SELL", "stop_loss", gap_open)
+    assert expected.fill_time == crafted["timestamp"]
+
+    models = tmp_path / "models"
+    shutil.copytree(settings.models_path, models)
+    with EmbeddedKafka(tmp_path / "kafka") as kafka:
+        env = app_env(kafka.url, tmp_path / "var", "it-gap", min_confidence=MIN_CONFIDENCE,
+                      model_dir=models, model_check_interval_s=1, symbols=sym,
+                      trade_db=tmp_path / "trades.db")
+        worker = Worker(env, tmp_path / "worker.log").start()
+        try:
+            worker.wait_ready()
+            run_command(env, "replay", str(data_1m / f"{name}_1m.csv.gz"), "--max",
+                        "--start", DAY[0], "--end", str(entry.fill_time + 60_000))
+            wait_for(lambda: worker.get("/positions/BTC-USDT"), 120, "the open position",
+                     ready=lambda r: r[0] == 200 and r[1]["last_candle_time"] == entry.fill_time)
+            book = worker.get("/positions/BTC-USDT")[1]
+            assert book["qty"] == pytest.approx(entry.amount, rel=1e-12)
+            assert book["stop_loss"] == pytest.approx(entry.stop_loss, rel=1e-12)
+
+            shutil.rmtree(ModelRegistry(models)._symbol_dir(sym))
+            wait_for(lambda: worker.get("/health"), 60, "the models to be gone",
+                     ready=lambda r: sym in r[1]["models"]["missing"])
+            asyncio.run(produce_candle(kafka.url, sym, crafted))
+            live = wait_for(lambda: topic_rows(kafka.url, "orders"), 60, "the stop fill",
+                            ready=lambda r: any(o["side"] == "SELL" for o in r))
+            signal = worker.get("/signals/BTC-USDT")[1]
+        finally:
+            worker.stop()
+    stop = [o for o in live if o["side"] == "SELL"]
+    assert len(stop) == 1
+    assert (stop[0]["id"], stop[0]["reason"], stop[0]["fill_time"]) == (
+        expected.id, "stop_loss", crafted["timestamp"])
+    assert stop[0]["price"] == pytest.approx(expected.price, rel=1e-12)
+    assert stop[0]["amount"] == pytest.approx(expected.amount, rel=1e-12)
+    assert (signal["candle_time"], signal["action"], signal["reason"]) == (
+        crafted["timestamp"], "NEUTRAL", "no_model")
+
+
+async def produce_candle(url: str, symbol: str, row: dict) -> None:
+    producer = make_producer(url)
+    await producer.start()
+    try:
+        value = bar_to_dict(symbol, Bar(int(row["timestamp"]), row["open"], row["high"],
+                                        row["low"], row["close"], row["volume"]), "1m", "test")
+        await producer.send_and_wait("market_data", json.dumps(value).encode(),
+                                     key=symbol.encode())
+    finally:
+        await producer.stop()

@@ -8,13 +8,15 @@ from pathlib import Path
 
 import pytest
 
+from models.records import Signal
+from tinhieu.broker import RiskConfig
 from tinhieu.candles import Bar, ValidCandle
 from tinhieu.data import load_candles, parse_time
 from tinhieu.ensemble import Ensemble
 from tinhieu.features import WARMUP, compute_features
+from tinhieu.pipeline import MODEL_ERROR, NO_MODEL, WARMING_UP, advance
 from tinhieu.registry import ModelRegistry
 from tinhieu.settings import load_settings
-from tinhieu.pipeline import MODEL_ERROR, NO_MODEL, WARMING_UP, advance
 from tinhieu.signals import ModelCache
 from tinhieu.training import train_quick
 
@@ -49,6 +51,9 @@ def test_a_model_promoted_later_is_picked_up_without_restart(tmp_path, btc, capl
     assert "BTC/USDT" not in cache.status()["missing"]
 
 
+RISK = RiskConfig(min_confidence=0.45)
+
+
 def _candles(df) -> list:
     return [
         (ValidCandle("BTC/USDT", Bar(int(r[0]), *map(float, r[1:6]))), offset)
@@ -68,7 +73,7 @@ def test_the_live_path_matches_the_batch_path_in_any_batching(tmp_path, btc) -> 
     for size in (1, 7, 500):
         record, signals = None, []
         for start in range(0, len(candles), size):
-            step = advance(record, "BTC/USDT", candles[start : start + size], ensemble,
+            step = advance(record, "BTC/USDT", candles[start : start + size], ensemble, RISK,
                            window_size=60, timeframe_ms=60_000)
             assert not step.rejected
             record = json.loads(json.dumps(step.record))  # through the table's JSON
@@ -80,7 +85,13 @@ def test_the_live_path_matches_the_batch_path_in_any_batching(tmp_path, btc) -> 
         for a, b in zip(live, batch, strict=True):
             assert a["reason"] == "" and a["action"] == b.action
             assert a["confidence"] == pytest.approx(b.confidence, rel=1e-9)
-        again = advance(record, "BTC/USDT", candles[-50:], ensemble, window_size=60,
+        # The pipeline's signal dicts are exactly the Signal record's JSON (they are sent
+        # as they are): every field, no other key, the same values after decoding.
+        for data in (live[0], signals[0]):
+            record_json = Signal.from_data(json.loads(json.dumps(data))).asdict()
+            record_json["votes"] = [v.asdict() for v in record_json["votes"]]
+            assert record_json == data
+        again = advance(record, "BTC/USDT", candles[-50:], ensemble, RISK, window_size=60,
                         timeframe_ms=60_000)
         assert again.signals == [] and again.redelivered == 50
         assert again.record["features"] == record["features"]
@@ -88,7 +99,7 @@ def test_the_live_path_matches_the_batch_path_in_any_batching(tmp_path, btc) -> 
 
 def test_no_model_and_a_failing_model_still_give_a_signal_per_candle(btc) -> None:
     candles = _candles(btc.iloc[: WARMUP + 5])
-    none = advance(None, "BTC/USDT", candles, None, window_size=60, timeframe_ms=60_000)
+    none = advance(None, "BTC/USDT", candles, None, RISK, window_size=60, timeframe_ms=60_000)
     assert len(none.signals) == len(candles)
     assert {(s["action"], s["reason"], len(s["votes"])) for s in none.signals} == {
         ("NEUTRAL", NO_MODEL, 0)
@@ -100,7 +111,7 @@ def test_no_model_and_a_failing_model_still_give_a_signal_per_candle(btc) -> Non
         def predict_many(self, X):
             raise EOFError("model file truncated")
 
-    broken = advance(None, "BTC/USDT", candles, Broken(), window_size=60, timeframe_ms=60_000)
+    broken = advance(None, "BTC/USDT", candles, Broken(), RISK, window_size=60, timeframe_ms=60_000)
     assert [s["reason"] for s in broken.signals] == [WARMING_UP] * (WARMUP - 1) + [
         MODEL_ERROR
     ] * 6
@@ -112,7 +123,7 @@ def test_bad_candles_are_refused_and_the_rest_applied(btc) -> None:
     late = candles[3]
     conflicting = (ValidCandle("BTC/USDT", candles[5][0].bar._replace(close=1.0)), 11)
     batch = candles[:8] + [(late[0], 12), conflicting] + candles[8:]
-    out = advance(None, "BTC/USDT", batch, None, window_size=60, timeframe_ms=60_000)
+    out = advance(None, "BTC/USDT", batch, None, RISK, window_size=60, timeframe_ms=60_000)
     assert [(r.index, r.code) for r in out.rejected] == [(9, "conflicting_duplicate")]
     assert out.duplicates == 1  # the same candle again, same values: idempotent
     assert len(out.signals) == 10
