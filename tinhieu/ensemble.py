@@ -37,6 +37,7 @@ import numpy as np
 from scipy.special import expit
 
 from tinhieu import i18n
+from tinhieu.core_types import Vote  # one vote type for ensemble, records and bot
 from tinhieu.features import FEATURE_NAMES, FEATURE_SCHEMA_VERSION, MODEL_COLUMNS, MODEL_FEATURES
 from tinhieu.labels import ACTIONS, CLASSES, DOWN, NEUTRAL, UP
 from tinhieu.registry import LoadedModel, ModelRegistry, ModelRegistryError
@@ -62,17 +63,6 @@ i18n.register(
         ),
     }
 )
-
-
-@dataclass(frozen=True)
-class Vote:
-    """One model's vote: its own argmax action and probability, and its ensemble weight."""
-
-    model: str
-    action: str
-    confidence: float
-    version: str
-    weight: float
 
 
 @dataclass(frozen=True)

@@ -34,9 +34,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-DOWN, NEUTRAL, UP = -1, 0, 1
-CLASSES: tuple[int, int, int] = (DOWN, NEUTRAL, UP)
-ACTIONS: dict[int, str] = {DOWN: "SELL", NEUTRAL: "NEUTRAL", UP: "BUY"}
+# The classes and the action of each are declared once, in the core; re-exported here.
+from tinhieu.core_types import ACTION_BY_CLASS as ACTIONS
+from tinhieu.core_types import CLASSES, DOWN, NEUTRAL, UP
 
 
 def effective_threshold_pct(threshold_pct: float, fee_pct: float) -> float:
