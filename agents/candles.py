@@ -132,6 +132,8 @@ def _advance_one_by_one(
 
 async def handle_batch(events: Sequence[EventT]) -> None:
     """Process one batch of ``market_data`` events (see the module docstring)."""
+    stamped = events[-1].message.timestamp  # seconds; the candle message's Kafka time
+    runtime.intake_latency.add((runtime.clock() - stamped) * 1000.0)
     by_symbol: dict[str, list[tuple[EventT, ValidCandle]]] = {}
     letters: list[tuple[EventT, str, str]] = []
     for event in events:
@@ -185,6 +187,7 @@ async def handle_batch(events: Sequence[EventT]) -> None:
         pending.append(await send_dead_letter(event, code, reason, agent=AGENT))
     if pending:
         await asyncio.gather(*pending)  # delivered before the records move past them
+        runtime.delivery_latency.add((runtime.clock() - stamped) * 1000.0)
     if fills or equity:  # the trade log before the records: a crash repeats, never loses
 
         def log_batch(db: TradeLog) -> None:

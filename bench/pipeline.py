@@ -321,7 +321,10 @@ def main() -> None:
                 rss_kb = int(next(line.split()[1]
                                   for line in open(f"/proc/{worker.proc.pid}/status")
                                   if line.startswith("VmRSS")))
-                predict = worker.get("/health")[1].get("predict_latency", {})
+                health = worker.get("/health")[1]
+                predict = health.get("predict_latency", {})
+                intake = health.get("candle_to_agent_latency", {})
+                delivered = health.get("candle_to_delivered_latency", {})
             finally:
                 worker.stop()
             baseline_s = asyncio.run(bare_consume(kafka.url, total))
@@ -365,6 +368,8 @@ def main() -> None:
     print(f"baseline produce -> consume : n={len(rtt)} p50={pct(rtt, 50):.1f} ms "
           f"p99={pct(rtt, 99):.1f} ms")
     print(f"predict step (worker)       : {predict}")
+    print(f"worker: candle -> agent     : {intake} (last {args.rounds * 5} batches or fewer)")
+    print(f"worker: candle -> delivered : {delivered}")
     print(f"worker RSS after the run    : {rss_kb / 1024:.0f} MiB")
 
 

@@ -9,6 +9,7 @@ one dedicated thread (SQLite wants one writer), model loading in the default exe
 from __future__ import annotations
 
 import asyncio
+import logging
 import statistics
 import time
 from collections import deque
@@ -23,6 +24,7 @@ from tinhieu.signals import ModelCache
 from tinhieu.tradelog import TradeLog
 
 T = TypeVar("T")
+log = logging.getLogger("tinhieu.runtime")
 
 
 class LatencySamples:
@@ -56,6 +58,10 @@ class Runtime:
         )
         self.models_loaded = asyncio.Event()
         self.predict_latency = LatencySamples()
+        # Kafka time stamp of a batch's newest candle -> the agent starts on the batch, and
+        # -> the batch's signals and orders are delivered (live, a batch is one candle).
+        self.intake_latency = LatencySamples()
+        self.delivery_latency = LatencySamples()
         self._db_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tradelog")
         self._trade_log: TradeLog | None = None
 
@@ -65,7 +71,9 @@ class Runtime:
         loop = asyncio.get_running_loop()
         try:
             await loop.run_in_executor(None, self.models.refresh_all, self.settings.symbols)
-        finally:  # a registry that cannot be read leaves symbols without models, not stuck
+        except Exception:  # noqa: BLE001 - a registry that cannot be read: retried next time
+            log.exception("model registry %s could not be read", self.settings.models_path)
+        finally:  # symbols without models get NEUTRAL signals; the agent is never held back
             self.models_loaded.set()
 
     # --- trade log ----------------------------------------------------------------------

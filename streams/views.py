@@ -27,6 +27,8 @@ STARTED_AT = time.time()
 health_sections: dict[str, Callable[[], Any]] = {
     "models": runtime.models.status,
     "predict_latency": runtime.predict_latency.summary,
+    "candle_to_agent_latency": runtime.intake_latency.summary,
+    "candle_to_delivered_latency": runtime.delivery_latency.summary,
 }
 
 
