@@ -185,6 +185,10 @@ class HealthView(View):
                 body[name] = section()
             except Exception as exc:  # a broken section must not hide the others
                 body[name] = {"error": str(exc)}
+        exchange = body.get("exchange")
+        if body["status"] == "ok" and isinstance(exchange, dict):
+            if exchange.get("status") in ("unreachable", "failing"):
+                body["status"] = "exchange_" + str(exchange["status"])
         return self.json(body)
 
 
