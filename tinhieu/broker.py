@@ -35,16 +35,17 @@ from __future__ import annotations
 
 import hashlib
 import math
-from dataclasses import dataclass, fields
-from typing import Any, Literal
+from dataclasses import dataclass
+from typing import Any
 
 from tinhieu.candles import Bar
 
-ACTIONS = ("BUY", "SELL", "NEUTRAL")
-STATE_VERSION = 1
+# The action, the order's sides and reasons and the Fill are declared once, in the core.
+from tinhieu.core_types import ACTIONS, Fill
+from tinhieu.core_types import Reason as Reason
+from tinhieu.core_types import Side as Side
 
-Side = Literal["BUY", "SELL"]
-Reason = Literal["signal", "stop_loss", "take_profit"]
+STATE_VERSION = 1
 
 
 class BrokerError(ValueError):
@@ -126,41 +127,6 @@ class SignalIn:
     action: str
     confidence: float
     model_version: str
-
-
-@dataclass(frozen=True, slots=True)
-class Fill:
-    """One filled market or exit order; fields are those of ``models.records.Order``.
-
-    ``candle_time`` is the open time of the candle whose signal caused the order (for a stop
-    loss or take profit: the entry's signal), ``fill_time`` the candle it filled on.
-    ``pnl`` is 0 for a BUY; for a SELL it is the round trip's profit net of both fees.
-    """
-
-    id: str
-    symbol: str
-    side: str
-    status: str
-    price: float
-    amount: float
-    fee: float
-    entry_price: float
-    stop_loss: float
-    take_profit: float
-    confidence: float
-    reason: str
-    candle_time: int
-    fill_time: int
-    model_version: str
-    cash_after: float
-    pnl: float
-
-    def to_dict(self) -> dict[str, Any]:
-        """The fill as a dict with exactly the field names of ``models.records.Order``."""
-        return {name: getattr(self, name) for name in _FILL_FIELDS}
-
-
-_FILL_FIELDS = tuple(f.name for f in fields(Fill))
 
 
 def order_id(symbol: str, candle_time: int, model_version: str, side: str, reason: str) -> str:

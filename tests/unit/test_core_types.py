@@ -92,3 +92,11 @@ def test_labels_and_ensemble_reexport_the_core_declarations() -> None:
     assert (labels.DOWN, labels.NEUTRAL, labels.UP) == (-1, 0, 1)
     assert ensemble.Vote is Vote
     assert set(core_types.__all__) <= set(dir(core_types))
+
+
+def test_the_broker_reexports_the_core_declarations() -> None:
+    from tinhieu import broker
+
+    assert broker.Fill is Fill
+    assert broker.ACTIONS is ACTIONS
+    assert broker.Side is core_types.Side and broker.Reason is core_types.Reason
