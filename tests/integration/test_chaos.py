@@ -37,6 +37,9 @@ RANGE = ("2021-05-01", "2021-05-05") if LONG else ("2021-04-21", "2021-04-22")
 MIN_KILLS = 50 if LONG else 4
 REPLAY_SECONDS = 420 if LONG else 30  # wall time the replay is spread over, per half
 MIN_CONFIDENCE = 0.45
+# Quick models are not calibrated, so their walk-forward log-loss skill (the default
+# ensemble weights) is about zero: weigh the three equally, in the worker and offline alike.
+WEIGHTS = "rf=1,svm=1,lr=1"
 FIELDS = (
     "id",
     "symbol",
@@ -59,7 +62,9 @@ def sym(name: str) -> str:
 @pytest.fixture(scope="module")
 def models_dir(tmp_path_factory, data_1m) -> Path:
     root = tmp_path_factory.mktemp("models")
-    settings = load_settings(model_dir=root, min_confidence=MIN_CONFIDENCE)
+    settings = load_settings(
+        model_dir=root, min_confidence=MIN_CONFIDENCE, ensemble_weights=WEIGHTS
+    )
     registry = ModelRegistry(root)
     for name in NAMES:
         df = load_candles(data_1m / f"{name}_1m.csv.gz", parse_time(TRAIN[0]), parse_time(TRAIN[1]))
@@ -184,6 +189,7 @@ def reference(kafka, models_dir, data_1m, tmp_path_factory):
         model_dir=models_dir,
         trade_db=ref_db,
         min_confidence=MIN_CONFIDENCE,
+        ensemble_weights=WEIGHTS,
     )
     ref = Worker(env, tmp_path / "ref.log").start()
     try:
@@ -226,6 +232,7 @@ def test_killed_workers_and_a_broker_restart_lose_and_duplicate_nothing(
                 model_dir=models_dir,
                 trade_db=db,
                 min_confidence=MIN_CONFIDENCE,
+                ensemble_weights=WEIGHTS,
                 processing_guarantee=guarantee,
             )
             for i in range(2)

@@ -33,12 +33,15 @@ DAY = ("2021-04-21", "2021-04-22")
 SYMBOLS = {"BTC/USDT": "BTCUSDT", "ETH/USDT": "ETHUSDT"}
 # A lower bar than the 60 % default so that a single day of quick models trades at all.
 MIN_CONFIDENCE = 0.45
+# Quick models are not calibrated, so their walk-forward log-loss skill (the default
+# ensemble weights) is about zero: weigh the three equally, in the worker and offline alike.
+WEIGHTS = "rf=1,svm=1,lr=1"
 
 
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory, data_1m) -> Path:
     root = tmp_path_factory.mktemp("var")
-    settings = load_settings(data_dir=root, min_confidence=MIN_CONFIDENCE)
+    settings = load_settings(data_dir=root, min_confidence=MIN_CONFIDENCE, ensemble_weights=WEIGHTS)
     registry = ModelRegistry(settings.models_path)
     for sym, name in SYMBOLS.items():
         df = load_candles(data_1m / f"{name}_1m.csv.gz", parse_time(TRAIN[0]), parse_time(TRAIN[1]))
@@ -61,6 +64,7 @@ def _run(kafka, data_dir, data_1m, tmp_path, guarantee):
         tmp_path / "var",
         f"it-signals-{guarantee}",
         min_confidence=MIN_CONFIDENCE,
+        ensemble_weights=WEIGHTS,
         processing_guarantee=guarantee,
         model_dir=data_dir / "models",
         trade_db=tmp_path / "trades.db",
@@ -72,7 +76,9 @@ def _run(kafka, data_dir, data_1m, tmp_path, guarantee):
     expected_signals = sum(len(df) for df in frames.values())
 
     # Offline: the backtest over the same candles.
-    settings = load_settings(data_dir=data_dir, min_confidence=MIN_CONFIDENCE)
+    settings = load_settings(
+        data_dir=data_dir, min_confidence=MIN_CONFIDENCE, ensemble_weights=WEIGHTS
+    )
     result = run_backtest(
         frames,
         settings,
@@ -162,29 +168,52 @@ def test_a_gap_through_the_stop_fills_live_as_in_the_backtest_without_models(
     the reason) and fills at the open, exactly as the backtest does."""
     sym, name = "BTC/USDT", "BTCUSDT"
     day = load_candles(data_1m / f"{name}_1m.csv.gz", parse_time(DAY[0]), parse_time(DAY[1]))
-    settings = load_settings(data_dir=data_dir, min_confidence=MIN_CONFIDENCE)
+    settings = load_settings(
+        data_dir=data_dir, min_confidence=MIN_CONFIDENCE, ensemble_weights=WEIGHTS
+    )
     registry = ModelRegistry(settings.models_path)
-    full = run_backtest({sym: day}, settings, registry, start_ms=parse_time(DAY[0]),
-                        end_ms=parse_time(DAY[1]), out_dir=tmp_path / "bt-day", progress=False)
+    full = run_backtest(
+        {sym: day},
+        settings,
+        registry,
+        start_ms=parse_time(DAY[0]),
+        end_ms=parse_time(DAY[1]),
+        out_dir=tmp_path / "bt-day",
+        progress=False,
+    )
     res = full.symbols[sym]
     times = day["timestamp"].tolist()
     # An entry whose candle's own signal does not also ask to sell (that would exit at the
     # next open by signal, before any stop).
     entry = next(
-        f for f in res.fills
-        if f.side == "BUY" and not (
+        f
+        for f in res.fills
+        if f.side == "BUY"
+        and not (
             res.actions[times.index(f.fill_time)] == -1
             and res.confidences[times.index(f.fill_time)] >= MIN_CONFIDENCE
         )
     )
     upto = day.iloc[: times.index(entry.fill_time) + 1]
     gap_open = entry.stop_loss * 0.97
-    crafted = {"timestamp": entry.fill_time + 60_000, "open": gap_open,
-               "high": gap_open * 1.001, "low": gap_open * 0.995, "close": gap_open * 0.998,
-               "volume": 1.0}
+    crafted = {
+        "timestamp": entry.fill_time + 60_000,
+        "open": gap_open,
+        "high": gap_open * 1.001,
+        "low": gap_open * 0.995,
+        "close": gap_open * 0.998,
+        "volume": 1.0,
+    }
     frame = pd.concat([upto, pd.DataFrame([crafted])], ignore_index=True)
-    offline = run_backtest({sym: frame}, settings, registry, start_ms=parse_time(DAY[0]),
-                           end_ms=None, out_dir=tmp_path / "bt-gap", progress=False)
+    offline = run_backtest(
+        {sym: frame},
+        settings,
+        registry,
+        start_ms=parse_time(DAY[0]),
+        end_ms=None,
+        out_dir=tmp_path / "bt-gap",
+        progress=False,
+    )
     expected = offline.symbols[sym].fills[-1]
     assert (expected.side, expected.reason, expected.price) == ("SELL", "stop_loss", gap_open)
     assert expected.fill_time == crafted["timestamp"]
@@ -192,46 +221,90 @@ def test_a_gap_through_the_stop_fills_live_as_in_the_backtest_without_models(
     models = tmp_path / "models"
     shutil.copytree(settings.models_path, models)
     with EmbeddedKafka(tmp_path / "kafka") as kafka:
-        env = app_env(kafka.url, tmp_path / "var", "it-gap", min_confidence=MIN_CONFIDENCE,
-                      model_dir=models, model_check_interval_s=1, symbols=sym,
-                      trade_db=tmp_path / "trades.db")
+        env = app_env(
+            kafka.url,
+            tmp_path / "var",
+            "it-gap",
+            min_confidence=MIN_CONFIDENCE,
+            ensemble_weights=WEIGHTS,
+            model_dir=models,
+            model_check_interval_s=1,
+            symbols=sym,
+            trade_db=tmp_path / "trades.db",
+        )
         worker = Worker(env, tmp_path / "worker.log").start()
         try:
             worker.wait_ready()
-            run_command(env, "replay", str(data_1m / f"{name}_1m.csv.gz"), "--max",
-                        "--start", DAY[0], "--end", str(entry.fill_time + 60_000))
-            wait_for(lambda: worker.get("/positions/BTC-USDT"), 120, "the open position",
-                     ready=lambda r: r[0] == 200 and r[1]["last_candle_time"] == entry.fill_time)
+            run_command(
+                env,
+                "replay",
+                str(data_1m / f"{name}_1m.csv.gz"),
+                "--max",
+                "--start",
+                DAY[0],
+                "--end",
+                str(entry.fill_time + 60_000),
+            )
+            wait_for(
+                lambda: worker.get("/positions/BTC-USDT"),
+                120,
+                "the open position",
+                ready=lambda r: r[0] == 200 and r[1]["last_candle_time"] == entry.fill_time,
+            )
             book = worker.get("/positions/BTC-USDT")[1]
             assert book["qty"] == pytest.approx(entry.amount, rel=1e-12)
             assert book["stop_loss"] == pytest.approx(entry.stop_loss, rel=1e-12)
 
             shutil.rmtree(ModelRegistry(models)._symbol_dir(sym))
-            wait_for(lambda: worker.get("/health"), 60, "the models to be gone",
-                     ready=lambda r: sym in r[1]["models"]["missing"])
+            wait_for(
+                lambda: worker.get("/health"),
+                60,
+                "the models to be gone",
+                ready=lambda r: sym in r[1]["models"]["missing"],
+            )
             asyncio.run(produce_candle(kafka.url, sym, crafted))
-            live = wait_for(lambda: topic_rows(kafka.url, "orders"), 60, "the stop fill",
-                            ready=lambda r: any(o["side"] == "SELL" for o in r))
+            live = wait_for(
+                lambda: topic_rows(kafka.url, "orders"),
+                60,
+                "the stop fill",
+                ready=lambda r: any(o["side"] == "SELL" for o in r),
+            )
             signal = worker.get("/signals/BTC-USDT")[1]
         finally:
             worker.stop()
     stop = [o for o in live if o["side"] == "SELL"]
     assert len(stop) == 1
     assert (stop[0]["id"], stop[0]["reason"], stop[0]["fill_time"]) == (
-        expected.id, "stop_loss", crafted["timestamp"])
+        expected.id,
+        "stop_loss",
+        crafted["timestamp"],
+    )
     assert stop[0]["price"] == pytest.approx(expected.price, rel=1e-12)
     assert stop[0]["amount"] == pytest.approx(expected.amount, rel=1e-12)
     assert (signal["candle_time"], signal["action"], signal["reason"]) == (
-        crafted["timestamp"], "NEUTRAL", "no_model")
+        crafted["timestamp"],
+        "NEUTRAL",
+        "no_model",
+    )
 
 
 async def produce_candle(url: str, symbol: str, row: dict) -> None:
     producer = make_producer(url)
     await producer.start()
     try:
-        value = bar_to_dict(symbol, Bar(int(row["timestamp"]), row["open"], row["high"],
-                                        row["low"], row["close"], row["volume"]), "1m", "test")
-        await producer.send_and_wait("market_data", json.dumps(value).encode(),
-                                     key=symbol.encode())
+        value = bar_to_dict(
+            symbol,
+            Bar(
+                int(row["timestamp"]),
+                row["open"],
+                row["high"],
+                row["low"],
+                row["close"],
+                row["volume"],
+            ),
+            "1m",
+            "test",
+        )
+        await producer.send_and_wait("market_data", json.dumps(value).encode(), key=symbol.encode())
     finally:
         await producer.stop()
