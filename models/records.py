@@ -7,7 +7,74 @@ to ``dead_letters`` with the reason.
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
+import typing
+from typing import Any, ClassVar, Literal
+
 import faust
+
+from tinhieu.core_types import Fill, Vote
+
+
+class CoreRecord(faust.Record, abstract=True):
+    """A record whose fields are those of a dataclass of :mod:`tinhieu.core_types`.
+
+    ``class Order(CoreRecord, fields_of=Fill, serializer="json")`` gives ``Order`` the fields
+    of ``Fill`` in their order, with their types and defaults, so the shape is declared once.
+    A ``Literal`` type becomes the type of its values (``Side`` -> ``str``): Faust does not
+    check literals, and the JSON stays the same. The class body may not add fields; the
+    field list is appended to the class docstring (``help(Order)`` shows it).
+    """
+
+    fields_of: ClassVar[type | None] = None
+
+    def __init_subclass__(cls, fields_of: type | None = None, **options: Any) -> None:
+        if fields_of is not None:
+            _take_fields(cls, fields_of)
+        super().__init_subclass__(**options)
+
+
+def _take_fields(cls: type[CoreRecord], source: type) -> None:
+    if not dataclasses.is_dataclass(source):
+        raise TypeError(f"{cls.__name__}: fields_of={source!r} is not a dataclass")
+    own = cls.__dict__.get("__annotations__") or {}
+    if own:
+        raise TypeError(
+            f"{cls.__name__} declares fields {', '.join(own)}; its fields come from "
+            f"{source.__module__}.{source.__qualname__}: add them there"
+        )
+    hints = typing.get_type_hints(source)
+    annotations: dict[str, Any] = {}
+    shown: list[str] = []
+    for f in dataclasses.fields(source):
+        annotations[f.name] = _record_type(hints[f.name])
+        shown.append(f"{f.name}: {_type_name(hints[f.name])}")
+        if f.default is not dataclasses.MISSING:
+            setattr(cls, f.name, f.default)
+            shown[-1] += f" = {f.default!r}"
+        elif f.default_factory is not dataclasses.MISSING:
+            raise TypeError(f"{cls.__name__}: field {f.name} has a default factory; "
+                            "records take plain defaults only")
+    cls.__annotations__ = annotations
+    cls.fields_of = source
+    where = f"{source.__module__}.{source.__qualname__}"
+    doc = inspect.cleandoc(cls.__doc__ or "")
+    cls.__doc__ = f"{doc}\n\nFields (from {where}): {', '.join(shown)}."
+
+
+def _type_name(hint: Any) -> str:
+    if typing.get_origin(hint) is Literal:
+        return " | ".join(repr(v) for v in typing.get_args(hint))
+    return getattr(hint, "__name__", str(hint))
+
+
+def _record_type(hint: Any) -> Any:
+    if typing.get_origin(hint) is Literal:
+        kinds = {type(v) for v in typing.get_args(hint)}
+        if len(kinds) == 1:
+            return kinds.pop()
+    return hint
 
 
 class Candle(faust.Record, serializer="json", validation=True, include_metadata=False):
@@ -24,14 +91,8 @@ class Candle(faust.Record, serializer="json", validation=True, include_metadata=
     source: str = "exchange"
 
 
-class ModelVote(faust.Record, serializer="json", include_metadata=False):
-    """One model's vote inside a Signal."""
-
-    model: str  # rf | svm | lr
-    action: str  # BUY | SELL | NEUTRAL
-    confidence: float
-    version: str
-    weight: float = 1.0
+class ModelVote(CoreRecord, fields_of=Vote, serializer="json", include_metadata=False):
+    """One model's vote inside a Signal; fields of :class:`tinhieu.core_types.Vote`."""
 
 
 class Signal(faust.Record, serializer="json", include_metadata=False):
@@ -44,7 +105,7 @@ class Signal(faust.Record, serializer="json", include_metadata=False):
 
     symbol: str
     candle_time: int  # open time of the candle the signal describes, ms UTC
-    action: str  # BUY | SELL | NEUTRAL
+    action: str  # one of tinhieu.core_types.ACTIONS
     confidence: float  # 0..1
     open: float  # the candle the signal describes: the broker checks its levels against it
     high: float
@@ -59,26 +120,10 @@ class Signal(faust.Record, serializer="json", include_metadata=False):
     emitted_at: float = 0.0  # unix seconds
 
 
-class Order(faust.Record, serializer="json", include_metadata=False):
-    """An order or fill from the broker agent. ``id`` is deterministic (see tinhieu.broker)."""
+class Order(CoreRecord, fields_of=Fill, serializer="json", include_metadata=False):
+    """An order or fill from the broker agent; fields of :class:`tinhieu.core_types.Fill`.
 
-    id: str
-    symbol: str
-    side: str  # BUY | SELL
-    status: str  # FILLED | REJECTED
-    price: float
-    amount: float
-    fee: float
-    entry_price: float
-    stop_loss: float
-    take_profit: float
-    confidence: float
-    reason: str  # signal | stop_loss | take_profit
-    candle_time: int  # the signal's candle open time, ms UTC
-    fill_time: int  # open time of the candle it filled on, ms UTC
-    model_version: str
-    cash_after: float = 0.0
-    pnl: float = 0.0
+    ``id`` is deterministic (see tinhieu.broker.order_id)."""
 
 
 class DeadLetter(faust.Record, serializer="json", include_metadata=False):

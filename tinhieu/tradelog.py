@@ -15,26 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from tinhieu.broker import Fill
+from tinhieu.core_types import ORDER_FIELDS
 
-TRADE_COLUMNS = (
-    "id",
-    "symbol",
-    "side",
-    "status",
-    "price",
-    "amount",
-    "fee",
-    "entry_price",
-    "stop_loss",
-    "take_profit",
-    "confidence",
-    "reason",
-    "candle_time",
-    "fill_time",
-    "model_version",
-    "cash_after",
-    "pnl",
-)
+# The columns of ``trades`` are the order fields (the JSON of an ``orders`` message).
+TRADE_COLUMNS: tuple[str, ...] = ORDER_FIELDS
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS trades (

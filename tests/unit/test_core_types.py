@@ -100,3 +100,38 @@ def test_the_broker_reexports_the_core_declarations() -> None:
     assert broker.Fill is Fill
     assert broker.ACTIONS is ACTIONS
     assert broker.Side is core_types.Side and broker.Reason is core_types.Reason
+
+
+def test_the_order_and_vote_records_are_built_from_the_core_fields() -> None:
+    import json
+
+    from models.records import CoreRecord, ModelVote, Order
+
+    assert tuple(Order._options.fields) == ORDER_FIELDS
+    assert tuple(ModelVote._options.fields) == VOTE_FIELDS
+    assert Order._options.fields["side"] is str and Order._options.fields["candle_time"] is int
+    assert Order._options.defaults == {"cash_after": 0.0, "pnl": 0.0}
+    assert ModelVote._options.defaults == {"weight": 1.0}
+    fill = a_fill()
+    wire = json.loads(Order(**fill.to_dict()).dumps())
+    assert wire == fill.to_dict()  # the same names, order and values as before
+    assert Order.loads(json.dumps(wire).encode()).asdict() == fill.to_dict()
+    vote = Vote("svm", "SELL", 0.55, "svm-2", 0.5)
+    assert json.loads(ModelVote(**vote.to_dict()).dumps()) == vote.to_dict()
+    assert "Fields (from tinhieu.core_types.Fill): id: str" in (Order.__doc__ or "")
+
+    with pytest.raises(TypeError, match="its fields come from tinhieu.core_types.Vote"):
+
+        class Extra(CoreRecord, fields_of=Vote, serializer="json"):  # noqa: F841
+            extra: str
+
+
+def test_the_trade_log_columns_are_the_order_fields() -> None:
+    from tinhieu.tradelog import TRADE_COLUMNS, TradeLog
+
+    assert TRADE_COLUMNS == ORDER_FIELDS
+    with TradeLog(":memory:", clock=lambda: 1.0) as log:
+        columns = [r["name"] for r in log._db.execute("PRAGMA table_info(trades)")]
+        assert columns == ["seq", *ORDER_FIELDS, "recorded_at"]
+        for i, side in enumerate(SIDES):  # the table's CHECK accepts every side of the core
+            assert log.record_fill(a_fill(id=f"o{i}", side=side))
