@@ -3,6 +3,7 @@ re-exports or derives them, and the wire format stays as it was."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from dataclasses import FrozenInstanceError
@@ -103,8 +104,6 @@ def test_the_broker_reexports_the_core_declarations() -> None:
 
 
 def test_the_order_and_vote_records_are_built_from_the_core_fields() -> None:
-    import json
-
     from models.records import CoreRecord, ModelVote, Order
 
     assert tuple(Order._options.fields) == ORDER_FIELDS
@@ -135,3 +134,42 @@ def test_the_trade_log_columns_are_the_order_fields() -> None:
         assert columns == ["seq", *ORDER_FIELDS, "recorded_at"]
         for i, side in enumerate(SIDES):  # the table's CHECK accepts every side of the core
             assert log.record_fill(a_fill(id=f"o{i}", side=side))
+
+
+def test_the_bot_uses_the_core_vote_and_action_without_heavy_imports() -> None:
+    from tinhieu.bot import service
+
+    assert service.Vote is Vote and service.ACTIONS is ACTIONS
+    code = (
+        "import sys, tinhieu.bot.service\n"
+        "print(','.join(m for m in ('numpy', 'sklearn', 'pandas', 'scipy', 'faust')"
+        " if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.strip() == ""
+    view = service._signal_from_json(
+        {"action": "buy", "confidence": 0.7, "candle_time": 60_000,
+         "votes": [{"model": "rf", "action": "sell", "confidence": 0.6, "version": "rf-1"}]},
+        "BTC/USDT",
+    )
+    assert view.action == "BUY" and view.votes == (Vote("rf", "SELL", 0.6, "rf-1", 1.0),)
+    with pytest.raises(ValueError, match="HOLD"):
+        service._signal_from_json(
+            {"action": "BUY", "confidence": 0.7, "candle_time": 60_000,
+             "votes": [{"model": "rf", "action": "hold", "confidence": 0.6}]},
+            "BTC/USDT",
+        )
+
+
+def test_the_bot_texts_cover_every_core_value_and_the_feed_checks_every_number() -> None:
+    from tinhieu.bot import messages, orders_feed
+
+    assert set(messages.ACTION_VI) == set(messages.ACTION_ICON) == set(ACTIONS)
+    assert set(messages.ACTION_COLOR) == set(ACTIONS)
+    assert set(messages.REASON_VI) == set(REASONS)
+    assert set(messages.STATUS_VI) == set(STATUSES)
+    numbers = {name for name in ORDER_FIELDS if isinstance(a_fill().to_dict()[name], float)}
+    assert set(orders_feed._NUMBER_FIELDS) == numbers
+    with pytest.raises(ValueError, match="is not one of BUY, SELL"):
+        orders_feed.decode_order(json.dumps(a_fill().to_dict() | {"side": "HOLD"}).encode())

@@ -29,6 +29,7 @@ from tinhieu.bot.service import (
 
 VN_TZ = timezone(timedelta(hours=7), "ICT")
 
+# Keyed by tinhieu.core_types ACTIONS, REASONS and STATUSES (tests/unit/test_core_types.py).
 ACTION_VI = {"BUY": "MUA", "SELL": "BÁN", "NEUTRAL": "ĐỨNG NGOÀI"}
 ACTION_ICON = {"BUY": "🟢", "SELL": "🔴", "NEUTRAL": "⚪"}
 ACTION_COLOR = {

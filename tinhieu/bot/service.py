@@ -24,11 +24,12 @@ import math
 import time
 from collections.abc import Awaitable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import aiohttp
 
 from tinhieu import i18n
+from tinhieu.core_types import ACTIONS, Action, Vote
 from tinhieu.settings import Settings
 from tinhieu.symbols import UnknownSymbolError, normalize, url_form
 
@@ -72,8 +73,6 @@ EXCHANGE = "exchange"  # the exchange did not answer or had no ticker
 NO_DATA = "no_data"  # a worker answered 404: no window / signal for the symbol yet
 BUSY = "busy"  # workers answered 503 "retry": partitions are being rebalanced
 
-ACTIONS = ("BUY", "SELL", "NEUTRAL")
-
 
 class ServiceUnavailable(Exception):
     """A source needed for an answer is down or has no data yet.
@@ -109,22 +108,11 @@ class Exchange(Protocol):
 
 
 @dataclass(frozen=True)
-class Vote:
-    """One model's vote inside the ensemble signal."""
-
-    model: str
-    action: str
-    confidence: float
-    version: str
-    weight: float
-
-
-@dataclass(frozen=True)
 class SignalView:
     """The latest ensemble signal of one symbol, as a worker serves it."""
 
     symbol: str
-    action: str  # BUY | SELL | NEUTRAL
+    action: Action
     confidence: float  # 0..1
     candle_time: int  # open time of the candle it describes, ms UTC
     close: float
@@ -432,14 +420,19 @@ def _health_detail(body: Any) -> str:
     return "ok"
 
 
-def _signal_from_json(data: Mapping[str, Any], symbol: str) -> SignalView:
-    action = str(data["action"]).upper()
+def _action(value: object) -> Action:
+    action = str(value).upper()
     if action not in ACTIONS:
         raise ValueError(f"action {action!r}")
+    return cast(Action, action)
+
+
+def _signal_from_json(data: Mapping[str, Any], symbol: str) -> SignalView:
+    action = _action(data["action"])
     votes = tuple(
         Vote(
             model=str(v["model"]),
-            action=str(v["action"]).upper(),
+            action=_action(v["action"]),
             confidence=float(v["confidence"]),
             version=str(v.get("version", "")),
             weight=float(v.get("weight", 1.0)),
