@@ -12,7 +12,7 @@ import sys
 
 import faust
 
-from streams.runtime import Runtime
+from streams.runtime import Runtime, dump_tasks
 from tinhieu import i18n
 from tinhieu.settings import Settings, SettingsError, get_settings
 
@@ -68,6 +68,15 @@ runtime = Runtime(settings)
 @app.on_before_shutdown.connect
 async def _close_runtime(app: faust.App, **kwargs: object) -> None:
     runtime.close()
+
+
+@app.task
+async def _install_task_dump() -> None:
+    """``kill -USR2 <worker pid>`` logs what every task is waiting for (stuck workers)."""
+    import asyncio
+    import signal
+
+    asyncio.get_running_loop().add_signal_handler(signal.SIGUSR2, dump_tasks)
 
 
 # Register the topics, tables, agents, views and commands (each imports what it needs).

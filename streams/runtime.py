@@ -57,6 +57,7 @@ class Runtime:
             min_confidence=settings.min_confidence,
         )
         self.models_loaded = asyncio.Event()
+        self._refresh_lock = asyncio.Lock()
         self.predict_latency = LatencySamples()
         # Kafka time stamp of a batch's newest candle -> the agent starts on the batch, and
         # -> the batch's signals and orders are delivered (live, a batch is one candle).
@@ -67,7 +68,14 @@ class Runtime:
 
     # --- models -----------------------------------------------------------------------
     async def refresh_models(self) -> None:
-        """Check the registry for every symbol and (re)load what changed, off the loop."""
+        """Check the registry for every symbol and (re)load what changed, off the loop.
+
+        One refresh at a time (the start-up load and the timer may meet): the cache is
+        not meant for two writer threads."""
+        async with self._refresh_lock:
+            await self._refresh_models()
+
+    async def _refresh_models(self) -> None:
         loop = asyncio.get_running_loop()
         try:
             await loop.run_in_executor(None, self.models.refresh_all, self.settings.symbols)
@@ -95,3 +103,14 @@ class Runtime:
             self._db_thread.submit(self._trade_log.close).result(timeout=10)
             self._trade_log = None
         self._db_thread.shutdown(wait=True)
+
+
+def dump_tasks() -> None:
+    """Log the stack of every asyncio task of the running loop (``kill -USR2 <pid>``): what
+    each agent, timer and web request is waiting for, when a worker seems stuck."""
+    import io
+
+    for task in asyncio.all_tasks():
+        out = io.StringIO()
+        task.print_stack(limit=12, file=out)
+        log.warning("task %s:\n%s", task.get_name(), out.getvalue())

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import signal
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -133,13 +135,18 @@ def produced(worker, env, data_1m) -> dict[str, Any]:
         objs = [o for o in objs if o.get("source_topic") == "market_data"]
         return objs if len(objs) >= len(bad) else (len(objs), len(bad))
 
-    found = wait_for(
-        letters,
-        90,
-        "a dead letter per bad message",
-        interval=1.0,
-        ready=lambda r: isinstance(r, list),
-    )
+    try:
+        found = wait_for(
+            letters,
+            90,
+            "a dead letter per bad message",
+            interval=1.0,
+            ready=lambda r: isinstance(r, list),
+        )
+    except AssertionError as exc:  # show what every task of the worker waits for
+        os.kill(worker.proc.pid, signal.SIGUSR2)
+        time.sleep(2)
+        raise AssertionError(f"{exc}\nworker log:\n{worker.tail(20000)}") from None
     time.sleep(2)  # let any extra letters (valid candles refused by mistake) arrive too
     again = letters()
     if isinstance(again, list):

@@ -112,7 +112,7 @@ def bad_messages() -> list[tuple[bytes, bytes]]:
                 {
                     "symbol": "XRP/USDT",
                     "timestamp": 1_619_000_040_000,
-                    "open": "NaN",
+                    "open": float("nan"),  # a NaN literal: non_finite
                     "high": 1,
                     "low": 1,
                     "close": 1,
