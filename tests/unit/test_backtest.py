@@ -396,3 +396,23 @@ def test_unknown_engine_is_refused(frames, settings, registry, tmp_path):
             progress=False,
             engine="zipline",
         )
+
+
+def test_the_backtest_gates_buys_like_the_live_ensemble(frames, registry) -> None:
+    """With a break-even BUY threshold (models trained on trade-outcome labels), the
+    backtest's fast path gives exactly the actions and confidences of predict_many, which
+    the live worker calls."""
+    from tinhieu.backtest.engine import _predict_rows
+
+    base = Ensemble.from_registry(registry, "BTC/USDT", min_confidence=0.34)
+    X = compute_features(frames["BTC/USDT"].iloc[:3000]).to_numpy()[WARMUP:]
+    for threshold in (None, 0.3, 0.5):
+        ens = Ensemble("BTC/USDT", base.members, min_confidence=0.34, buy_threshold=threshold)
+        live = ens.predict_many(X)
+        fast = _predict_rows(ens, X)
+        assert [p.action for p in fast] == [p.action for p in live]
+        assert [p.confidence for p in fast] == pytest.approx([p.confidence for p in live])
+    gated = _predict_rows(Ensemble("BTC/USDT", base.members, 0.34, buy_threshold=0.5), X)
+    assert sum(p.action == "BUY" for p in gated) < sum(
+        p.action == "BUY" for p in _predict_rows(base, X)
+    ) or not any(p.action == "BUY" for p in _predict_rows(base, X))

@@ -240,7 +240,8 @@ def _predict_rows(predictor: Predictor, X: np.ndarray) -> Sequence[PredictionLik
 
     if not isinstance(predictor, Ensemble):
         return list(predictor.predict_many(X))
-    cols, conf, _ = combine(predictor.member_probas(X), predictor.weights, predictor.min_confidence)
+    cols, conf, _ = combine(predictor.member_probas(X), predictor.weights,
+                            predictor.min_confidence, predictor.buy_threshold)
     names = [ACTIONS[c] for c in CLASSES]
     version = predictor.model_version
     return [
