@@ -102,9 +102,10 @@ class ModelCache:
             )
         except Exception as exc:  # a broken model file must not stop the worker
             self._ensembles.pop(symbol, None)
-            if self._errors.get(symbol) != str(exc):
-                i18n.log(log, logging.WARNING, "signals.no_model", symbol=symbol, error=exc)
-            self._errors[symbol] = str(exc)
+            why = self._why_not_promoted(symbol) or str(exc)
+            if self._errors.get(symbol) != why:
+                i18n.log(log, logging.WARNING, "signals.no_model", symbol=symbol, error=why)
+            self._errors[symbol] = why
             return None
         self._errors.pop(symbol, None)
         self._ensembles[symbol] = ensemble
@@ -112,6 +113,24 @@ class ModelCache:
             log, logging.INFO, "signals.reloaded", symbol=symbol, version=ensemble.model_version
         )
         return ensemble
+
+    def _why_not_promoted(self, symbol: str) -> str | None:
+        """When models were trained but none is in production: the promotion gate's reason
+        for the newest ones (the symbol trades nothing until a model shows an edge)."""
+        try:
+            versions = self.registry.list(symbol)
+        except Exception:  # noqa: BLE001 - the caller reports the loading error instead
+            return None
+        if not versions or any(v.get("production") for v in versions):
+            return None
+        newest = max(versions, key=lambda v: str(v.get("created_at", "")))
+        promotion = newest.get("promotion") or {}
+        reason = promotion.get("reason") or "never promoted"
+        return (
+            f"no model in production: the newest models ({newest.get('version')}) were not "
+            f"promoted ({reason}); the symbol trades nothing until a model shows an edge "
+            "after fees (or one is promoted by hand: models promote)"
+        )
 
     def status(self) -> dict[str, Any]:
         """For /health: loaded model versions and why a symbol has none."""

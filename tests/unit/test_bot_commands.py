@@ -247,6 +247,20 @@ async def test_dudoan_shows_the_ensemble_and_each_vote(env: Env, form: str) -> N
     assert "ens-20250321" in (embed.footer.text or "")
 
 
+async def test_dudoan_says_plainly_when_no_model_trades_the_symbol(env: Env) -> None:
+    env.worker.signals["ETH-USDT"] = dict(
+        SIGNAL, symbol="ETH/USDT", action="NEUTRAL", confidence=0.0, votes=[],
+        model_version="", reason="no_model",
+    )
+    reply = await reply_to("!dudoan eth")
+
+    embed = reply.embeds[0]
+    assert embed.title == "🔮 Dự đoán ETH/USDT: ⚪ ĐỨNG NGOÀI"
+    text = fields(embed)["Không có dự đoán của mô hình"]
+    assert text.startswith("Chưa có mô hình nào được dùng để giao dịch mã này")
+    assert "cắt lỗ / chốt lời" in text
+
+
 async def test_dudoan_without_a_symbol_gets_the_usage(env: Env) -> None:
     reply = await error_reply("!dudoan", commands.MissingRequiredArgument)
 

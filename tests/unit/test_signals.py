@@ -128,3 +128,14 @@ def test_bad_candles_are_refused_and_the_rest_applied(btc) -> None:
     assert out.duplicates == 1  # the same candle again, same values: idempotent
     assert len(out.signals) == 10
     assert len(out.record["window"]["candles"]) == 10
+
+
+def test_a_symbol_whose_models_were_not_promoted_says_why(tmp_path, btc) -> None:
+    registry = ModelRegistry(tmp_path / "models")
+    train_quick(btc, "BTC/USDT", load_settings(model_dir=tmp_path / "models"), registry,
+                promote=False)
+    cache = ModelCache(registry, weights=None, min_confidence=0.6)
+    assert cache.refresh("BTC/USDT") is None
+    why = cache.status()["missing"]["BTC/USDT"]
+    assert why.startswith("no model in production: the newest models (")
+    assert "were not promoted" in why and "trades nothing" in why

@@ -31,6 +31,17 @@ VN_TZ = timezone(timedelta(hours=7), "ICT")
 
 # Keyed by tinhieu.core_types ACTIONS, REASONS and STATUSES (tests/unit/test_core_types.py).
 ACTION_VI = {"BUY": "MUA", "SELL": "BÁN", "NEUTRAL": "ĐỨNG NGOÀI"}
+# Why a candle has no model verdict (Signal.reason), said plainly to traders.
+NO_VERDICT_VI = {
+    "no_model": (
+        "Chưa có mô hình nào được dùng để giao dịch mã này: mô hình mới chỉ được đưa vào "
+        "khi kết quả walk-forward sau phí thắng các mốc so sánh. Hệ thống đứng ngoài, "
+        "nhưng vẫn kiểm tra cắt lỗ / chốt lời của vị thế đang mở."
+    ),
+    "warming_up": "Các chỉ báo đang khởi động (cần 300 nến liên tục trước tín hiệu đầu tiên).",
+    "features_not_finite": "Chỉ báo của nến này không hợp lệ (có thể do khoảng trống dữ liệu).",
+    "model_error": "Mô hình gặp lỗi khi dự đoán; xem log của worker.",
+}
 ACTION_ICON = {"BUY": "🟢", "SELL": "🔴", "NEUTRAL": "⚪"}
 ACTION_COLOR = {
     "BUY": discord.Colour.green(),
@@ -137,7 +148,13 @@ def signal_embed(signal: SignalView) -> discord.Embed:
             ),
             inline=True,
         )
-    if not signal.votes:
+    if signal.reason:
+        embed.add_field(
+            name="Không có dự đoán của mô hình",
+            value=NO_VERDICT_VI.get(signal.reason, signal.reason),
+            inline=False,
+        )
+    elif not signal.votes:
         embed.add_field(name="Phiếu của các mô hình", value="(worker không gửi kèm)", inline=False)
     embed.set_footer(
         text=f"Phiên bản mô hình: {signal.model_version or '?'} · "

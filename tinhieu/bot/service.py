@@ -120,6 +120,7 @@ class SignalView:
     model_version: str
     latency_ms: float
     emitted_at: float  # unix seconds, 0 when unknown
+    reason: str = ""  # why there is no model verdict: no_model, warming_up, ... ("" if one)
 
 
 @dataclass(frozen=True)
@@ -449,4 +450,5 @@ def _signal_from_json(data: Mapping[str, Any], symbol: str) -> SignalView:
         model_version=str(data.get("model_version", "")),
         latency_ms=float(data.get("latency_ms", 0.0)),
         emitted_at=float(data.get("emitted_at", 0.0)),
+        reason=str(data.get("reason") or ""),
     )
