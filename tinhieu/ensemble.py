@@ -457,17 +457,9 @@ class _FastDecision:
                                  self.n_classes)
 
 
-class FastCalibrated:
-    """:class:`CalibratedModel` in ``CLASSES`` order (it is numpy-only already)."""
-
-    def __init__(self, model: CalibratedModel) -> None:
-        self.model = model
-        self.cols = _class_columns(model.classes_)
-
-    def predict_proba(self, X: np.ndarray) -> np.ndarray:
-        out = np.zeros((X.shape[0], len(CLASSES)))
-        out[:, self.cols] = self.model.predict_proba(X)
-        return out
+class FastCalibrated(SklearnFallback):
+    """:class:`CalibratedModel` in ``CLASSES`` order: its own predict_proba is numpy-only
+    already, so the fallback's column reordering is all it needs."""
 
 
 def compile_model(model: Any) -> FastModel:
