@@ -48,7 +48,7 @@ def create_app(settings: Settings) -> faust.App:
         stream_wait_empty=False,
         broker_commit_every=100,
         broker_commit_interval=2.0,
-        producer_linger=0.005,
+        producer_linger=settings.producer_linger_ms / 1000.0,
     )
 
 
