@@ -12,7 +12,14 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    AliasChoices,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from tinhieu.symbols import DEFAULT_SYMBOLS, canonical
@@ -29,6 +36,7 @@ TIMEFRAME_MS = {
 }
 
 MIN_WINDOW = 52
+LOCAL_WEB_HOSTS = ("127.0.0.1", "::1", "localhost")  # binds that need no web_token
 _SECRET = re.compile(r"token|key|secret|password", re.I)  # SMA_50 plus a buffer of two candles
 
 
@@ -66,6 +74,12 @@ class Settings(BaseSettings):
     data_dir: Path = Field(Path("var"), description="Worker data: RocksDB, SQLite, models.")
     web_host: str = Field("127.0.0.1", description="Address the web views bind to.")
     web_port: int = Field(6066, ge=1, le=65535, description="Port of the web views.")
+    web_token: SecretStr | None = Field(
+        None,
+        validate_default=True,
+        description="Bearer token every /api/v1/ request must carry when set; required "
+        "when web_host is not local (127.0.0.1, ::1, localhost). Never logged.",
+    )
     web_advertised_host: str | None = Field(
         None,
         description="Host other workers use to reach this one; default web_host, or "
@@ -233,6 +247,22 @@ class Settings(BaseSettings):
     def _split_urls(cls, value: object) -> tuple[str, ...]:
         items = value.split(",") if isinstance(value, str) else list(value)  # type: ignore[call-overload]
         return tuple(str(u).strip().rstrip("/") for u in items if str(u).strip())
+
+    @field_validator("web_token")
+    @classmethod
+    def _token_beyond_localhost(
+        cls, value: SecretStr | None, info: ValidationInfo
+    ) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().strip():
+            value = None  # TINHIEU_WEB_TOKEN= (empty) means no token
+        host = str(info.data.get("web_host", "127.0.0.1")).strip().strip("[]").lower()
+        if value is None and host not in LOCAL_WEB_HOSTS:
+            raise ValueError(
+                f"web_host (TINHIEU_WEB_HOST) {host!r} is not local: set a token in "
+                "TINHIEU_WEB_TOKEN (web_token) so the API is not open to the network, or "
+                "bind web_host to 127.0.0.1"
+            )
+        return value
 
     @field_validator("processing_guarantee")
     @classmethod
