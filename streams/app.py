@@ -82,6 +82,7 @@ async def _install_task_dump() -> None:
 # Register the topics, tables, agents, views and commands (each imports what it needs).
 from agents import candles as _candles_agent  # noqa: E402,F401
 from agents import ingest as _ingest  # noqa: E402,F401
+from streams import api as _api  # noqa: E402,F401
 from streams import commands as _commands  # noqa: E402,F401
 from streams import topics  # noqa: E402,F401
 from streams import views as _views  # noqa: E402,F401

@@ -206,6 +206,44 @@ class TradeLog:
             rows = self._db.execute(sql + " WHERE symbol = ? ORDER BY time", (symbol,))
         return [dict(r) for r in rows]
 
+    def trades_page(
+        self,
+        symbol: str | None = None,
+        since: int | None = None,
+        until: int | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> tuple[list[dict[str, Any]], int]:
+        """One page of fills in recording order, filtered by symbol and fill time (ms,
+        inclusive), and how many match in all."""
+        where, args = _filters("fill_time", symbol, since, until)
+        cols = ", ".join(TRADE_COLUMNS) + ", recorded_at"
+        total = int(self._db.execute(f"SELECT COUNT(*) FROM trades{where}", args).fetchone()[0])
+        rows = self._db.execute(
+            f"SELECT {cols} FROM trades{where} ORDER BY seq LIMIT ? OFFSET ?",
+            (*args, int(limit), int(offset)),
+        )
+        return [dict(r) for r in rows], total
+
+    def equity_page(
+        self,
+        symbol: str | None = None,
+        since: int | None = None,
+        until: int | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> tuple[list[dict[str, Any]], int]:
+        """One page of equity points in time order (then symbol), filtered like
+        :meth:`trades_page`, and how many match in all."""
+        where, args = _filters("time", symbol, since, until)
+        total = int(self._db.execute(f"SELECT COUNT(*) FROM equity{where}", args).fetchone()[0])
+        rows = self._db.execute(
+            "SELECT symbol, time, cash, position_value, equity FROM equity"
+            f"{where} ORDER BY time, symbol LIMIT ? OFFSET ?",
+            (*args, int(limit), int(offset)),
+        )
+        return [dict(r) for r in rows], total
+
     def journal_mode(self) -> str:
         return str(self._db.execute("PRAGMA journal_mode").fetchone()[0])
 
@@ -217,6 +255,24 @@ class TradeLog:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _filters(
+    time_column: str, symbol: str | None, since: int | None, until: int | None
+) -> tuple[str, tuple[Any, ...]]:
+    """A parameterized WHERE clause (only the column name is ours, never the caller's)."""
+    parts: list[str] = []
+    args: list[Any] = []
+    if symbol is not None:
+        parts.append("symbol = ?")
+        args.append(symbol)
+    if since is not None:
+        parts.append(f"{time_column} >= ?")
+        args.append(int(since))
+    if until is not None:
+        parts.append(f"{time_column} <= ?")
+        args.append(int(until))
+    return (" WHERE " + " AND ".join(parts) if parts else ""), tuple(args)
 
 
 def _fmt_time(ms: int) -> str:

@@ -1,0 +1,182 @@
+"""The REST API's rules as plain functions (no Faust, no aiohttp): query parsing, the token
+check and the typed error body. ``streams/api.py`` calls them; tests call them directly.
+
+Every refusal is an :class:`ApiError` with an HTTP status, a machine-readable ``error`` code
+and a ``detail`` that names the input and says what is accepted; the web layer turns it into
+``{"error": ..., "detail": ...}``.
+"""
+
+from __future__ import annotations
+
+import hmac
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from tinhieu.symbols import UnknownSymbolError, normalize
+
+DEFAULT_LIMIT = 100
+MAX_LIMIT = 1000
+MAX_OFFSET = 10_000_000
+MAX_BODY_BYTES = 65_536  # the API takes no bodies: anything larger is refused (413)
+MAX_SYMBOL_CHARS = 32
+MIN_TIME_MS = 1_230_768_000_000  # 2009-01-01, as the candle validation
+MAX_TIME_MS = 32_503_680_000_000  # 3000-01-01
+_SYMBOL_CHARS = re.compile(r"[A-Za-z0-9/_-]+")
+PAGE_PARAMS = ("symbol", "since", "until", "limit", "offset")
+
+
+class ApiError(Exception):
+    """A request the API refuses; ``body()`` is the JSON answer."""
+
+    def __init__(self, status: int, error: str, detail: str, **extra: Any) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.error = error
+        self.detail = detail
+        self.extra = extra
+
+    def body(self) -> dict[str, Any]:
+        return {"error": self.error, "detail": self.detail, **self.extra}
+
+
+@dataclass(frozen=True, slots=True)
+class PageQuery:
+    """A validated ``?symbol=&since=&until=&limit=&offset=`` (times in ms UTC, inclusive)."""
+
+    symbol: str | None = None
+    since: int | None = None
+    until: int | None = None
+    limit: int = DEFAULT_LIMIT
+    offset: int = 0
+
+
+def parse_symbol(raw: str, supported: Iterable[str]) -> str:
+    """``BTC-USDT``, ``BTCUSDT``, ``btc``, ``BTC/USDT`` -> ``BTC/USDT``.
+
+    Raises ``ApiError`` 400 ``invalid_symbol`` for text that cannot be a symbol (too long,
+    odd characters) and 404 ``unknown_symbol`` (with the supported list) for a well-formed
+    symbol that is not configured."""
+    supported = tuple(supported)
+    text = str(raw).strip()
+    if not text or len(text) > MAX_SYMBOL_CHARS or not _SYMBOL_CHARS.fullmatch(text):
+        shown = text[:MAX_SYMBOL_CHARS] + ("..." if len(text) > MAX_SYMBOL_CHARS else "")
+        raise ApiError(
+            400,
+            "invalid_symbol",
+            f"{shown!r} is not a symbol: use letters and digits such as BTC-USDT, BTCUSDT "
+            f"or btc (at most {MAX_SYMBOL_CHARS} characters)",
+            supported=list(supported),
+        )
+    try:
+        return normalize(text, supported)
+    except UnknownSymbolError:
+        raise ApiError(
+            404,
+            "unknown_symbol",
+            f"{text!r} is not one of the configured symbols (setting symbols, TINHIEU_SYMBOLS)",
+            supported=list(supported),
+        ) from None
+
+
+def parse_time(name: str, raw: str) -> int:
+    """A query time: integer ms since the epoch, or ISO 8601 (``2021-05-01``,
+    ``2021-05-01T12:00``, ``...Z`` or ``+07:00``; UTC when no offset) -> ms UTC."""
+    text = raw.strip()
+    if re.fullmatch(r"\d{1,15}", text):
+        ms = int(text)
+    else:
+        try:
+            when = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+        except ValueError:
+            raise ApiError(
+                400,
+                "invalid_query",
+                f"{name}={raw[:40]!r} is not a time: give ms since the epoch "
+                "(1620000000000) or ISO 8601 (2021-05-01 or 2021-05-01T12:00Z)",
+            ) from None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        ms = int(when.timestamp() * 1000)
+    if not MIN_TIME_MS <= ms < MAX_TIME_MS:
+        raise ApiError(
+            400, "invalid_query", f"{name}={raw[:40]!r} is outside the years 2009 to 2999"
+        )
+    return ms
+
+
+def parse_int(name: str, raw: str, low: int, high: int) -> int:
+    """A non-negative integer query value within ``[low, high]``."""
+    text = raw.strip()
+    if not re.fullmatch(r"[+-]?\d{1,12}", text):
+        raise ApiError(400, "invalid_query", f"{name}={raw[:40]!r} is not an integer")
+    value = int(text)
+    if not low <= value <= high:
+        raise ApiError(400, "invalid_query", f"{name}={value} is out of range: {low} to {high}")
+    return value
+
+
+def parse_page_query(
+    query: Mapping[str, str] | Iterable[tuple[str, str]], supported: Iterable[str]
+) -> PageQuery:
+    """Validate the query string of ``/api/v1/trades`` and ``/api/v1/equity``.
+
+    ``query`` is the request's query as (name, value) pairs or a mapping; a parameter not in
+    ``PAGE_PARAMS``, or given twice, is refused (a typo must not widen the answer)."""
+    pairs = list(query.items()) if isinstance(query, Mapping) else list(query)
+    seen: dict[str, str] = {}
+    for name, value in pairs:
+        if name not in PAGE_PARAMS:
+            raise ApiError(
+                400,
+                "invalid_query",
+                f"unknown query parameter {name[:40]!r}; accepted: {', '.join(PAGE_PARAMS)}",
+            )
+        if name in seen:
+            raise ApiError(400, "invalid_query", f"query parameter {name!r} given twice")
+        seen[name] = value
+    symbol = seen.get("symbol", "").strip()
+    since = parse_time("since", seen["since"]) if seen.get("since", "").strip() else None
+    until = parse_time("until", seen["until"]) if seen.get("until", "").strip() else None
+    if since is not None and until is not None and since > until:
+        raise ApiError(400, "invalid_query", f"since ({since}) is after until ({until})")
+    limit = parse_int("limit", seen["limit"], 1, MAX_LIMIT) if "limit" in seen else DEFAULT_LIMIT
+    offset = parse_int("offset", seen["offset"], 0, MAX_OFFSET) if "offset" in seen else 0
+    return PageQuery(
+        symbol=parse_symbol(symbol, supported) if symbol else None,
+        since=since,
+        until=until,
+        limit=limit,
+        offset=offset,
+    )
+
+
+def token_ok(authorization: str | None, token: str | None) -> bool:
+    """Does the ``Authorization`` header carry ``Bearer <token>``? (Always, with no token.)
+
+    Compared in constant time (``hmac.compare_digest``) on bytes."""
+    if token is None:
+        return True
+    if not authorization:
+        return False
+    scheme, _, given = authorization.strip().partition(" ")
+    if scheme.lower() != "bearer":
+        return False
+    return hmac.compare_digest(given.strip().encode(), token.encode())
+
+
+def page_body(key: str, rows: list[dict[str, Any]], total: int, query: PageQuery) -> dict[str, Any]:
+    """The JSON of a page: the rows under ``key`` and what is needed to ask for the next."""
+    next_offset = query.offset + len(rows)
+    return {
+        key: rows,
+        "total": total,
+        "limit": query.limit,
+        "offset": query.offset,
+        "next_offset": next_offset if next_offset < total else None,
+        "symbol": query.symbol,
+        "since": query.since,
+        "until": query.until,
+    }
