@@ -239,6 +239,44 @@ def test_methods_and_bodies(worker) -> None:
     assert status == 200
 
 
+def test_a_second_worker_forwards_with_the_token(worker, env, replayed, tmp_path) -> None:
+    """Last of the module (it rebalances): each worker answers for every symbol, a symbol
+    owned by the other worker is forwarded with the caller's token, and /positions asks
+    the other worker for its books."""
+    other = Worker(dict(env, TINHIEU_DATA_DIR=str(tmp_path / "w2")), tmp_path / "w2.log")
+    other.start()
+    try:
+        other.wait_ready(timeout=90)
+        both = (worker, other)
+
+        def split() -> Any:
+            tables = [call(w, "/api/v1/symbols")[1] for w in both]
+            owners = [{s["symbol"]: s["owner"] for s in t["symbols"]} for t in tables]
+            if owners[0] != owners[1] or set(owners[0].values()) != {w.url for w in both}:
+                return None
+            return owners[0]
+
+        owners = wait_for(split, 90, "the symbols to be split over the two workers")
+        for w in both:
+            for sym, last in replayed.items():
+                wait_for(
+                    lambda w=w, s=sym, t=last: call(w, f"/api/v1/windows/{s}")[1].get("last") == t,
+                    60,
+                    f"{sym} from {w.url} (owner {owners[sym.replace('-', '/')]})",
+                )
+                status, body = call(w, f"/api/v1/signals/{sym}")
+                assert status == 200 and body["candle_time"] == last
+            status, body = call(w, "/api/v1/positions/SOL-USDT")
+            assert_error(status, body, 404, "not_found")
+            status, body = call(w, "/api/v1/positions")
+            assert status == 200 and body["errors"] == {}, body
+            assert body["positions"]["BTC/USDT"] and body["positions"]["ETH/USDT"]
+            status, body = call(w, "/api/v1/windows/BTC-USDT", token=None)
+            assert_error(status, body, 401, "unauthorized")
+    finally:
+        other.stop()
+
+
 def test_a_non_local_bind_without_a_token_is_refused(env) -> None:
     bad = {k: v for k, v in env.items() if k != "TINHIEU_WEB_TOKEN"}
     bad["TINHIEU_WEB_HOST"] = "0.0.0.0"
