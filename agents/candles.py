@@ -36,6 +36,7 @@ from typing import Any
 from faust.types import EventT
 
 from agents.deadletter import send_dead_letter
+from streams.metrics import metrics
 from streams.topics import ORDERS, SIGNALS, market_data_raw_topic, publish_json
 from tables import write_for_event
 from tables.windows import symbol_to_window
@@ -164,6 +165,7 @@ async def handle_batch(events: Sequence[EventT]) -> None:
                            for event, _ in items)
             continue
         letters.extend((items[r.index][0], r.code, r.reason) for r in result.rejected)
+        metrics.observe_symbol_batch(symbol, len(items), result)
         for gap in result.gaps:
             i18n.log(log, logging.WARNING, "window_gap", symbol=symbol, **gap)
         if result.model_error:
@@ -183,11 +185,13 @@ async def handle_batch(events: Sequence[EventT]) -> None:
         equity.extend(result.equity)
         records[key] = (result.record, items[-1][0])
     letters.sort(key=lambda letter: (letter[0].message.partition, letter[0].message.offset))
+    metrics.observe_dead_letters(code for _, code, _ in letters)
     for event, code, reason in letters:
         pending.append(await send_dead_letter(event, code, reason, agent=AGENT))
     if pending:
         await asyncio.gather(*pending)  # delivered before the records move past them
         runtime.delivery_latency.add((runtime.clock() - stamped) * 1000.0)
+        metrics.observe_delivered(stamped, runtime.clock())
     if fills or equity:  # the trade log before the records: a crash repeats, never loses
 
         def log_batch(db: TradeLog) -> None:
@@ -216,6 +220,7 @@ async def process_candles(stream):  # type: ignore[no-untyped-def]
                     await handle_batch([event])
                 except Exception as exc:  # noqa: BLE001
                     await (await send_dead_letter(event, *_internal(exc), agent=AGENT))
+                    metrics.observe_dead_letters(["internal_error"])
 
 
 @app.timer(settings.model_check_interval_s, name="refresh_models")
