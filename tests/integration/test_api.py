@@ -131,6 +131,8 @@ def test_windows_signals_positions(worker, replayed) -> None:
         status, book = call(worker, f"/api/v1/positions/{sym}")
         assert status == 200 and book["symbol"] == sym.replace("-", "/")
         assert {"cash", "qty", "entry_price", "stop_loss", "take_profit"} <= set(book)
+    status, body = call(worker, "/api/v1/windows/BTC%2FUSDT")
+    assert status == 200 and body["symbol"] == "BTC/USDT"
     status, body = call(worker, "/api/v1/windows/BTC/USDT")
     assert status == 200 and body["symbol"] == "BTC/USDT"
     status, body = call(worker, "/api/v1/signals/eth")
@@ -216,6 +218,12 @@ def test_trades_paging_empty_then_filled(worker, env) -> None:
         ("/api/v1/windows/" + "A" * 300, 400, "invalid_symbol"),
         ("/api/v1/signals/BTC%20USDT", 400, "invalid_symbol"),
         ("/api/v1/positions/%00", 400, "invalid_symbol"),
+        ("/api/v1/windows/%FF%FE", 400, "invalid_symbol"),
+        ("/api/v1/windows/..%2F..%2Fetc", 400, "invalid_symbol"),
+        ("/api/v1/trades?limit=%FF", 400, "invalid_query"),
+        ("/api/v1/trades?since=1e10", 400, "invalid_query"),
+        ("/api/v1/trades?until=2021-05-01T25:00", 400, "invalid_query"),
+        ("/api/v1/trades?offset=" + "9" * 5000, 400, "invalid_query"),
         ("/api/v1/windows/a/b/c", 404, "not_found"),
         ("/api/v1/nowhere", 404, "not_found"),
         ("/api/v1", 404, "not_found"),
