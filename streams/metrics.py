@@ -19,7 +19,6 @@ from __future__ import annotations
 from streams.app import app, runtime, settings  # first: the app must exist  # isort: skip
 
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from typing import Any
 
 from faust.sensors.prometheus import setup_prometheus_sensors
 from faust.types import TP
@@ -33,6 +32,7 @@ from prometheus_client.registry import Collector
 from streams.topics import MARKET_DATA
 from streams.views import key_partition
 from tinhieu.broker import position_value
+from tinhieu.pipeline import Advanced
 
 #: Prefix of faust-streaming's own series (fixed, so dashboards do not depend on the app id).
 FAUST_PREFIX = "faust"
@@ -163,7 +163,7 @@ class Metrics:
         if partition_offsets is not None:
             r.register(_ConsumerLag(partition_offsets))
 
-    def observe_symbol_batch(self, symbol: str, candles: int, result: Any) -> None:
+    def observe_symbol_batch(self, symbol: str, candles: int, result: Advanced) -> None:
         """One symbol's batch handled: ``candles`` valid candles taken, ``result`` the
         :class:`tinhieu.pipeline.Advanced` made of them (signals, fills, the new record)."""
         self.candles.labels(symbol).inc(candles)
@@ -189,7 +189,7 @@ class Metrics:
 
 
 def _model_versions() -> dict[str, str]:
-    out = {}
+    out: dict[str, str] = {}
     for symbol in settings.symbols:
         ensemble = runtime.models.current(symbol)
         if ensemble is not None:
