@@ -252,34 +252,31 @@ class PositionsApi(View):
         )
 
 
+async def _page(view: View, request: Request, kind: str) -> Response:
+    """One page of the worker's trade log: ``trades`` or ``equity`` (read on its thread)."""
+    try:
+        q = parse_page_query(request.query.items(), settings.symbols)
+    except ApiError as exc:
+        return _json_error(view, exc)
+    read = {"trades": "trades_page", "equity": "equity_page"}[kind]
+    rows, total = await runtime.trade_log(
+        lambda tl: getattr(tl, read)(q.symbol, q.since, q.until, q.limit, q.offset)
+    )
+    body = page_body(kind, rows, total, q)
+    body["worker"] = str(app.conf.canonical_url).rstrip("/")
+    return view.json(body)
+
+
 @app.page(API + "/trades")
 class TradesApi(View):
     async def get(self, request: Request) -> Response:
-        try:
-            q = parse_page_query(request.query.items(), settings.symbols)
-        except ApiError as exc:
-            return _json_error(self, exc)
-        rows, total = await runtime.trade_log(
-            lambda tl: tl.trades_page(q.symbol, q.since, q.until, q.limit, q.offset)
-        )
-        body = page_body("trades", rows, total, q)
-        body["worker"] = str(app.conf.canonical_url).rstrip("/")
-        return self.json(body)
+        return await _page(self, request, "trades")
 
 
 @app.page(API + "/equity")
 class EquityApi(View):
     async def get(self, request: Request) -> Response:
-        try:
-            q = parse_page_query(request.query.items(), settings.symbols)
-        except ApiError as exc:
-            return _json_error(self, exc)
-        rows, total = await runtime.trade_log(
-            lambda tl: tl.equity_page(q.symbol, q.since, q.until, q.limit, q.offset)
-        )
-        body = page_body("equity", rows, total, q)
-        body["worker"] = str(app.conf.canonical_url).rstrip("/")
-        return self.json(body)
+        return await _page(self, request, "equity")
 
 
 @app.page(API + "/models")
