@@ -39,6 +39,7 @@ from tinhieu.webapi import (
 API = "/api/v1"
 log = logging.getLogger("tinhieu.api")
 _TOKEN = settings.web_token.get_secret_value() if settings.web_token is not None else None
+GUARDED_VIEWS = ("/windows", "/signals", "/positions")
 
 
 def _error_json(exc: ApiError) -> aioweb.Response:
@@ -77,7 +78,18 @@ async def api_guard(
     request: aioweb.Request, handler: Callable[[aioweb.Request], Awaitable[Any]]
 ) -> Any:
     if not (request.path == API or request.path.startswith(API + "/")):
-        return await handler(request)  # the views of streams/views.py, unchanged
+        # The table views of streams/views.py answer the same data as the API: with a
+        # token set they need it too. /health and /metrics stay open for load balancers
+        # and Prometheus (they show no book).
+        if _TOKEN is not None and request.path.startswith(GUARDED_VIEWS) and not token_ok(
+            request.headers.get("Authorization"), _TOKEN
+        ):
+            return _error_json(
+                ApiError(401, "unauthorized",
+                         "this worker requires 'Authorization: Bearer <token>' "
+                         "(setting web_token, TINHIEU_WEB_TOKEN)")
+            )
+        return await handler(request)
     try:
         _check(request)
         return await handler(request)

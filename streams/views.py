@@ -239,7 +239,9 @@ class PositionsView(View):
                 continue
             try:
                 url = f"{owner}/positions/{symbol.replace('/', '-')}"
-                async with app.http_client.get(url, timeout=5) as resp:
+                auth = request.headers.get("Authorization")  # the caller's token, passed on
+                headers = {"Authorization": auth} if auth else None
+                async with app.http_client.get(url, timeout=5, headers=headers) as resp:
                     books[symbol] = await resp.json() if resp.status == 200 else None
             except Exception as exc:
                 books[symbol] = {"error": f"worker {owner} did not answer: {exc}"}

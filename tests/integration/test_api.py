@@ -281,6 +281,16 @@ def test_a_second_worker_forwards_with_the_token(worker, env, replayed, tmp_path
             assert body["positions"]["BTC/USDT"] and body["positions"]["ETH/USDT"]
             status, body = call(w, "/api/v1/windows/BTC-USDT", token=None)
             assert_error(status, body, 401, "unauthorized")
+            # The table views need the token too, and /positions passes it on to the
+            # other worker; /health stays open for load balancers.
+            for view in ("/windows/BTC-USDT", "/signals/ETH-USDT", "/positions"):
+                status, body = call(w, view, token=None)
+                assert_error(status, body, 401, "unauthorized")
+            status, body = call(w, "/positions")
+            assert status == 200, body
+            books = [body["positions"][s] for s in ("BTC/USDT", "ETH/USDT")]
+            assert all(b and "error" not in b and "cash" in b for b in books), body
+            assert call(w, "/health", token=None)[0] == 200
     finally:
         other.stop()
 

@@ -76,6 +76,7 @@ class FakeWorker:
         self.signals: dict[str, dict[str, Any]] = {}
         self.status = status  # anything but 200 makes every answer that status
         self.requests: list[str] = []
+        self.auth: list[str | None] = []
         self.app = web.Application()
         self.app.router.add_get("/health", self.health)
         self.app.router.add_get("/signals/{symbol}", self.signal)
@@ -95,6 +96,7 @@ class FakeWorker:
 
     async def signal(self, request: web.Request) -> web.Response:
         self.requests.append(request.path)
+        self.auth.append(request.headers.get("Authorization"))
         if self.status != 200:
             return self._failure()
         symbol = request.match_info["symbol"]
@@ -271,6 +273,24 @@ async def test_the_service_opens_and_closes_its_own_session_when_given_none(serv
     finally:
         await service.close()
     assert service._http is None
+
+
+async def test_the_bot_sends_the_web_token_when_one_is_set(serve) -> None:
+    worker = FakeWorker()
+    worker.signals["BTC-USDT"] = signal_json()
+    url = await serve(worker)
+    settings = load_settings(web_urls=url, symbols=",".join(SYMBOLS), web_token="bot-secret-1")
+    service = TradingService(settings, None, FakeExchange())
+    try:
+        assert (await service.latest_signal("btc")).action == "BUY"
+    finally:
+        await service.close()
+    plain = TradingService(make_settings(url), None, FakeExchange())
+    try:
+        await plain.latest_signal("btc")
+    finally:
+        await plain.close()
+    assert worker.auth == ["Bearer bot-secret-1", None]
 
 
 # --- price ------------------------------------------------------------------------------

@@ -300,7 +300,11 @@ class TradingService:
 
     def _session(self) -> aiohttp.ClientSession:
         if self._http is None or (self._own_http and self._http.closed):
-            self._http = aiohttp.ClientSession()
+            token = self.settings.web_token
+            headers = (  # workers bound beyond localhost require the web token
+                {"Authorization": f"Bearer {token.get_secret_value()}"} if token else None
+            )
+            self._http = aiohttp.ClientSession(headers=headers)
             self._own_http = True
         return self._http
 
