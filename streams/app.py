@@ -85,6 +85,7 @@ from agents import ingest as _ingest  # noqa: E402,F401
 from streams import api as _api  # noqa: E402,F401
 from streams import commands as _commands  # noqa: E402,F401
 from streams import metrics as _metrics  # noqa: E402,F401
+from streams import stream_views as _stream_views  # noqa: E402,F401
 from streams import topics  # noqa: E402,F401
 from streams import views as _views  # noqa: E402,F401
 from tables import windows as _windows_table  # noqa: E402,F401

@@ -85,6 +85,13 @@ class Settings(BaseSettings):
         description="Host other workers use to reach this one; default web_host, or "
         "the machine's hostname when web_host is 0.0.0.0.",
     )
+    stream_client_queue: int = Field(
+        256,
+        ge=1,
+        le=100_000,
+        description="Messages queued for one /api/v1/ws or /api/v1/stream client; a client "
+        "that falls this far behind is dropped, never slowing the agents or other clients.",
+    )
     processing_guarantee: Literal["at_least_once", "exactly_once"] = "at_least_once"
     session_timeout_s: float = Field(
         10.0,
