@@ -138,3 +138,19 @@ class DeadLetter(faust.Record, serializer="json", include_metadata=False):
     code: str  # machine-readable: decode_error, invalid_price, out_of_order, ...
     agent: str
     at: float  # unix seconds when it was dead-lettered
+
+
+class NewsItem(faust.Record, serializer="json", validation=True, include_metadata=False):
+    """One headline from a feed or a history file, with the configured symbols it mentions.
+
+    Sent once per mentioned symbol, keyed by that symbol (co-partitioned with market_data);
+    a headline that mentions none is sent once under the key ``*`` (see docs/NEWS.md).
+    """
+
+    id: str  # sha256 of the URL, or of source + title + published_ms (tinhieu.news.headline_id)
+    source: str  # feed URL, or "file:<name>" for a replayed history file
+    published_ms: int  # publication time, integer ms UTC
+    title: str
+    url: str
+    symbols: list[str]  # every configured symbol the headline mentions (BTC/USDT, ...)
+    sentiment: float  # VADER compound with the crypto vocabulary, -1..1

@@ -10,13 +10,14 @@ import json
 from collections.abc import Awaitable, Mapping
 from typing import Any
 
-from models.records import Candle, DeadLetter, Order, Signal
+from models.records import Candle, DeadLetter, NewsItem, Order, Signal
 from streams.app import app, settings
 
 MARKET_DATA = "market_data"
 SIGNALS = "signals"
 ORDERS = "orders"
 DEAD_LETTERS = "dead_letters"
+NEWS = "news"
 
 _common = dict(partitions=settings.partitions, key_type=str, key_serializer="raw", internal=True)
 
@@ -25,6 +26,17 @@ market_data_topic = app.topic(MARKET_DATA, value_type=Candle, **_common)
 signals_topic = app.topic(SIGNALS, value_type=Signal, **_common)
 orders_topic = app.topic(ORDERS, value_type=Order, **_common)
 dead_letters_topic = app.topic(DEAD_LETTERS, value_type=DeadLetter, **_common)
+# Headlines: one message per mentioned symbol, keyed by it; "*" for none (docs/NEWS.md).
+news_topic = app.topic(NEWS, value_type=NewsItem, **_common)
+
+# The sentiment agent decodes news itself: a bad message goes to dead_letters.
+news_raw_topic = app.topic(
+    NEWS,
+    partitions=settings.partitions,
+    key_serializer="raw",
+    value_serializer="raw",
+    internal=True,
+)
 
 # The window agent reads market data as raw bytes and decodes them itself, so that a
 # message that is not a valid Candle goes to dead_letters with its offset instead of
