@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import socket
+import struct
 from typing import Any
 
 from aiohttp import WSMsgType
@@ -43,6 +45,7 @@ log = logging.getLogger("tinhieu.streams")
 # shows up in its queue within a few hundred messages instead of megabytes later.
 SEND_BUFFER_BYTES = 64 * 1024
 CLOSE_TIMEOUT_S = 2.0
+WRITE_BUFFER_LIMIT = 64 * 1024  # a WebSocket writer waits above this (as aiohttp's does)
 
 hub = Hub(kafka_feed(bootstrap_servers(settings.broker_url), settings.symbols),
           settings.stream_client_queue)
@@ -73,6 +76,26 @@ def _small_send_buffer(request: aioweb.Request) -> None:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER_BYTES)
 
 
+@functools.lru_cache(maxsize=4096)  # one message, many clients: framed once (same str)
+def _ws_text_frame(text: str) -> bytes:
+    """One unmasked, uncompressed RFC 6455 text frame (server to client).
+
+    The messages waiting for a client are framed here and written in ONE transport write:
+    ``WebSocketResponse.send_str`` per message made a syscall per message per client, and
+    50 clients then cost the worker's event loop several times the candle agent's own work
+    (bench/streaming.py). aiohttp's own frames (pings, close) are whole writes too, so
+    frames never interleave."""
+    payload = text.encode()
+    size = len(payload)
+    if size < 126:
+        header = struct.pack("!BB", 0x81, size)
+    elif size < 65536:
+        header = struct.pack("!BBH", 0x81, 126, size)
+    else:
+        header = struct.pack("!BBQ", 0x81, 127, size)
+    return header + payload
+
+
 def _abort(request: aioweb.Request) -> None:
     if request.transport is not None:
         request.transport.abort()
@@ -91,7 +114,10 @@ async def _first_done(*aws: Any) -> None:
 async def websocket(request: aioweb.Request) -> aioweb.StreamResponse:
     subscription = parse_stream_query(request.query.items(), settings.symbols)
     ws = aioweb.WebSocketResponse(
-        heartbeat=HEARTBEAT_S, max_msg_size=MAX_SUBSCRIBE_BYTES, timeout=CLOSE_TIMEOUT_S
+        heartbeat=HEARTBEAT_S,
+        max_msg_size=MAX_SUBSCRIBE_BYTES,
+        timeout=CLOSE_TIMEOUT_S,
+        compress=False,  # deflate per message per client cost more CPU than the agent
     )
     if not ws.can_prepare(request).ok:
         raise ApiError(
@@ -107,10 +133,16 @@ async def websocket(request: aioweb.Request) -> aioweb.StreamResponse:
         await ws.send_str(frame("subscribed", subscription.as_json()))
 
         async def pump() -> None:
-            while True:
-                text = await client.next(HEARTBEAT_S)  # aiohttp sends the pings itself
-                if text is not None:
-                    await ws.send_str(text)
+            while True:  # aiohttp sends the pings itself
+                batch = [await client.next(), *client.waiting()]
+                transport = request.transport
+                if transport is None or transport.is_closing():
+                    return
+                transport.write(b"".join(map(_ws_text_frame, batch)))
+                while transport.get_write_buffer_size() > WRITE_BUFFER_LIMIT:
+                    if transport.is_closing():
+                        return
+                    await asyncio.sleep(0.05)  # a slow reader: its queue fills meanwhile
 
         async def read() -> None:
             async for msg in ws:
@@ -163,7 +195,10 @@ async def server_sent_events(request: aioweb.Request) -> aioweb.StreamResponse:
         async def pump() -> None:
             while True:
                 text = await client.next(HEARTBEAT_S)
-                await resp.write(b": ping\n\n" if text is None else _event(text))
+                if text is None:
+                    await resp.write(b": ping\n\n")
+                else:  # what is waiting goes in one write
+                    await resp.write(b"".join(_event(t) for t in [text, *client.waiting()]))
 
         await _first_done(pump(), client.dropped.wait())
         if client.reason:

@@ -152,12 +152,15 @@ def frame(kind: str, data: Any) -> str:
     return json.dumps({"type": kind, "data": data}, separators=(",", ":"))
 
 
+_DROPPED = object()  # put in a dropped client's emptied queue: wakes its writer at once
+
+
 class Client:
     """One connected client: its subscription and its bounded queue of message texts."""
 
     def __init__(self, subscription: Subscription, queue_size: int) -> None:
         self.subscription = subscription
-        self.queue: asyncio.Queue[str] = asyncio.Queue(maxsize=queue_size)
+        self.queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=queue_size)
         self.dropped = asyncio.Event()
         self.reason = ""
 
@@ -172,33 +175,42 @@ class Client:
         return True
 
     def drop(self, reason: str) -> None:
-        if not self.dropped.is_set():
-            self.reason = reason
-            self.dropped.set()
+        """Mark the client dropped; what it had queued is discarded."""
+        if self.dropped.is_set():
+            return
+        self.reason = reason
+        self.dropped.set()
+        while not self.queue.empty():
+            self.queue.get_nowait()
+        self.queue.put_nowait(_DROPPED)
 
-    async def next(self, timeout: float) -> str | None:
+    async def next(self, timeout: float | None = None) -> str | None:
         """The next message text; ``None`` after ``timeout`` s (time for a heartbeat).
 
-        Raises ``ConnectionAbortedError`` once the client is dropped."""
-        if self.dropped.is_set():
+        Raises ``ConnectionAbortedError`` once the client is dropped. Cheap when messages
+        are waiting (no suspension): a writer drains its queue in one go."""
+        if timeout is None:
+            item = await self.queue.get()
+        else:
+            try:
+                async with asyncio.timeout(timeout):
+                    item = await self.queue.get()
+            except TimeoutError:
+                return None
+        if item is _DROPPED:
             raise ConnectionAbortedError(self.reason)
-        if not self.queue.empty():
-            return self.queue.get_nowait()
-        get = asyncio.ensure_future(self.queue.get())
-        dropped = asyncio.ensure_future(self.dropped.wait())
-        try:
-            done, _ = await asyncio.wait(
-                {get, dropped}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
-            )
-        finally:
-            dropped.cancel()
-            if not get.done():
-                get.cancel()
-        if get in done and not get.cancelled():
-            return get.result()
-        if dropped in done:
-            raise ConnectionAbortedError(self.reason)
-        return None
+        return item
+
+    def waiting(self) -> list[str]:
+        """Every message already queued, without waiting (stops before a drop)."""
+        out = []
+        while not self.queue.empty():
+            item = self.queue.get_nowait()
+            if item is _DROPPED:
+                self.queue.put_nowait(item)
+                break
+            out.append(item)
+        return out
 
 
 Feed = Callable[["Hub", asyncio.Event], Awaitable[None]]
@@ -328,6 +340,8 @@ def kafka_feed(bootstrap: list[str], supported: Iterable[str], retry_s: float = 
             for tp in tps:
                 await consumer.position(tp)  # resolve the end now: ready means "from here"
             ready.set()
+            yield_every = max(1, hub.queue_size // 4)
+            since_yield = 0
             while True:
                 batch = await consumer.getmany(timeout_ms=1000, max_records=500)
                 for tp, records in batch.items():
@@ -343,9 +357,12 @@ def kafka_feed(bootstrap: list[str], supported: Iterable[str], retry_s: float = 
                         if not isinstance(data, dict):
                             continue
                         hub.publish(kind, message_symbol(kind, rec.key, data, symbols), text)
-                        # Let the clients' writers run between messages: a burst (a
-                        # replay, a catch-up) must not fill a reading client's queue.
-                        await asyncio.sleep(0)
+                        since_yield += 1
+                        if since_yield >= yield_every:
+                            # Let the clients' writers drain their queues: a burst (a
+                            # replay, a catch-up) must not fill a reading client's queue.
+                            since_yield = 0
+                            await asyncio.sleep(0)
         finally:
             await consumer.stop()
 

@@ -1,13 +1,15 @@
 """The live streams /api/v1/ws and /api/v1/stream on a real worker (token set) fed by a
 replay of real candles: a WebSocket client (subscribed by message) and an SSE client
 (subscribed by query) get every BTC signal in candle order and nothing of ETH; a client
-that stops reading is dropped while they keep receiving; the token and the query rules
-apply before any stream starts."""
+that stops reading (SSE and WebSocket) is dropped while they keep receiving; the token and
+the query rules apply before any stream starts."""
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
+import os
 import socket
 import time
 from typing import Any
@@ -65,27 +67,34 @@ async def test_token_and_query_are_checked_before_the_stream(worker) -> None:
             assert resp.status == 400 and (await resp.json())["error"] == "websocket_required"
 
 
-def stalled_client(worker: Worker) -> socket.socket:
-    """An SSE client that reads its first event and then never reads again (tiny receive
-    buffer, so the worker's side fills up quickly)."""
+def stalled_client(worker: Worker, path: str) -> socket.socket:
+    """An SSE (``/api/v1/stream``) or WebSocket (``/api/v1/ws``) client that reads its first
+    message and then never reads again (tiny receive buffer: the worker's side fills up
+    quickly)."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     sock.connect(("127.0.0.1", worker.web_port))
+    upgrade = ""
+    if path.endswith("/ws"):
+        key = base64.b64encode(os.urandom(16)).decode()
+        upgrade = (f"Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: {key}"
+                   "\r\nSec-WebSocket-Version: 13\r\n")
     sock.sendall(
-        f"GET /api/v1/stream HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {TOKEN}"
-        "\r\n\r\n".encode()
+        f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {TOKEN}\r\n"
+        f"{upgrade}\r\n".encode()
     )
     sock.settimeout(10)
     seen = b""
     while b'"subscribed"' not in seen:
         chunk = sock.recv(4096)
-        assert chunk, "stream closed before it started"
+        assert chunk, f"{path} closed before it started: {seen[:300]!r}"
         seen += chunk
     return sock
 
 
 def stream_end(sock: socket.socket, timeout: float = 20.0) -> tuple[bool, int]:
-    """Read what is left; (ended, bytes). Ended = EOF, a reset, or the final chunk."""
+    """Read what is left; (ended, bytes). Ended = EOF, a reset, or the drop's reason (the
+    SSE ``dropped`` event or the WebSocket close frame)."""
     sock.settimeout(2)
     deadline = time.monotonic() + timeout
     total, tail = 0, b""
@@ -99,8 +108,8 @@ def stream_end(sock: socket.socket, timeout: float = 20.0) -> tuple[bool, int]:
         if not chunk:
             return True, total
         total += len(chunk)
-        tail = (tail + chunk)[-64:]
-        if tail.endswith(b"0\r\n\r\n") and b'"dropped"' in tail + chunk:
+        tail = (tail + chunk)[-1024:]
+        if b"too slow" in tail:
             return True, total
     return False, total
 
@@ -147,7 +156,8 @@ async def test_subscribed_clients_get_their_symbol_in_order_and_a_stalled_one_is
         assert sse.status == 200
         assert sse.headers["Content-Type"].startswith("text/event-stream")
         assert (await sse_signals(sse, 1))[0]["type"] == "subscribed"
-        stalled = await asyncio.to_thread(stalled_client, worker)
+        stalled = [await asyncio.to_thread(stalled_client, worker, "/api/v1/stream"),
+                   await asyncio.to_thread(stalled_client, worker, "/api/v1/ws")]
         try:
             began = time.monotonic()
             files = [str(data_1m / "BTCUSDT_1m.csv.gz"), str(data_1m / "ETHUSDT_1m.csv.gz")]
@@ -161,12 +171,14 @@ async def test_subscribed_clients_get_their_symbol_in_order_and_a_stalled_one_is
                 assert {m["data"]["symbol"] for m in got} == {"BTC/USDT"}
                 assert [m["data"]["candle_time"] for m in got] == expected
             print(f"900 signals to each client in {time.monotonic() - began:.1f} s")
-            ended, rest = await asyncio.to_thread(stream_end, stalled)
-            assert ended, "the stalled client was not dropped"
-            assert "SSE client 127.0.0.1 dropped: too slow" in worker.tail(200_000)
-            print(f"stalled client dropped after {rest} more bytes")
+            for kind, sock in zip(("SSE", "WebSocket"), stalled, strict=True):
+                ended, rest = await asyncio.to_thread(stream_end, sock)
+                assert ended, f"the stalled {kind} client was not dropped"
+                assert f"{kind} client 127.0.0.1 dropped: too slow" in worker.tail(200_000)
+                print(f"stalled {kind} client dropped after {rest} more bytes")
         finally:
-            stalled.close()
+            for sock in stalled:
+                sock.close()
         # The reading clients are still subscribed: nothing extra was queued for them.
         with pytest.raises(asyncio.TimeoutError):
             await ws.receive(timeout=1.0)

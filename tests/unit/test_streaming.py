@@ -176,3 +176,32 @@ async def test_connect_times_out_when_the_feed_is_never_ready() -> None:
     with pytest.raises(TimeoutError):
         await hub.connect(Subscription())
     assert not hub.clients and not hub.running
+
+
+async def test_waiting_takes_what_is_queued_and_stops_at_a_drop() -> None:
+    hub = Hub(FakeFeed(), queue_size=10)
+    client = await hub.connect(Subscription())
+    for t in range(3):
+        hub.publish("signal", "BTC/USDT", sig("BTC/USDT", t))
+    first = await client.next()
+    assert [json.loads(m)["data"]["candle_time"] for m in [first, *client.waiting()]] == [
+        0, 1, 2]
+    assert client.waiting() == []
+    await hub.close()
+    assert client.waiting() == []
+    with pytest.raises(ConnectionAbortedError):
+        await client.next()
+
+
+def test_websocket_text_frames() -> None:
+    """RFC 6455 server frames: FIN + text opcode, unmasked, 7/16/64-bit lengths."""
+    import struct
+
+    from streams.stream_views import _ws_text_frame
+
+    assert _ws_text_frame("hi") == b"\x81\x02hi"
+    mid = "x" * 200
+    assert _ws_text_frame(mid) == b"\x81\x7e" + struct.pack("!H", 200) + mid.encode()
+    big = "y" * 70_000
+    assert _ws_text_frame(big) == b"\x81\x7f" + struct.pack("!Q", 70_000) + big.encode()
+    assert _ws_text_frame("đ") == b"\x81\x02" + "đ".encode()
