@@ -184,3 +184,23 @@ async def test_subscribed_clients_get_their_symbol_in_order_and_a_stalled_one_is
             await ws.receive(timeout=1.0)
         await ws.close()
         sse.close()
+
+
+async def test_shutdown_closes_the_streams(worker) -> None:
+    """Last test of the module: stopping the worker ends both streams promptly (1001)."""
+    async with aiohttp.ClientSession(headers=AUTH) as http:
+        ws = await http.ws_connect(worker.url + "/api/v1/ws")
+        assert json.loads((await ws.receive(timeout=20)).data)["type"] == "subscribed"
+        sse = await http.get(worker.url + "/api/v1/stream",
+                             timeout=aiohttp.ClientTimeout(total=None))
+        assert (await sse_signals(sse, 1))[0]["type"] == "subscribed"
+        began = time.monotonic()
+        await asyncio.to_thread(worker.stop)
+        assert worker.proc.returncode is not None
+        msg = await ws.receive(timeout=10)
+        assert msg.type == aiohttp.WSMsgType.CLOSE and msg.data == 1001, msg
+        assert "shutting down" in msg.extra
+        rest = await asyncio.wait_for(sse.content.read(), 10)
+        assert b"shutting down" in rest
+        print(f"worker stopped with 2 streams open in {time.monotonic() - began:.1f} s")
+        sse.close()
