@@ -165,6 +165,18 @@ class Settings(BaseSettings):
         "wait starts at poll_interval_s and doubles per failed poll up to this.",
     )
 
+    # --- news headlines (docs/NEWS.md) ------------------------------------------------
+    news_feeds: Annotated[tuple[str, ...], NoDecode] = Field(
+        (), description="RSS/Atom feed URLs, comma-separated; empty: no news ingest."
+    )
+    news_poll_interval_s: float = Field(
+        300.0, ge=0.5, le=86_400, description="Seconds between two polls of the news feeds."
+    )
+    news_timeout_s: float = Field(15.0, gt=0, le=300, description="Timeout of one feed fetch.")
+    news_half_life_s: float = Field(
+        21_600.0, gt=0, le=30 * 86_400, description="Half-life of the decayed sentiment score."
+    )
+
     # --- ML signals -----------------------------------------------------------------
     model_dir: Path | None = Field(None, description="Model registry; default data_dir/models.")
     label_horizon: int = Field(5, ge=1, le=1440, description="Candles ahead for the label.")
@@ -254,6 +266,16 @@ class Settings(BaseSettings):
     def _split_urls(cls, value: object) -> tuple[str, ...]:
         items = value.split(",") if isinstance(value, str) else list(value)  # type: ignore[call-overload]
         return tuple(str(u).strip().rstrip("/") for u in items if str(u).strip())
+
+    @field_validator("news_feeds", mode="before")
+    @classmethod
+    def _split_feeds(cls, value: object) -> tuple[str, ...]:
+        items = value.split(",") if isinstance(value, str) else list(value)  # type: ignore[call-overload]
+        feeds = tuple(dict.fromkeys(str(u).strip() for u in items if str(u).strip()))
+        for url in feeds:
+            if not url.startswith(("http://", "https://")):
+                raise ValueError(f"feed {url!r} is not an http:// or https:// URL")
+        return feeds
 
     @field_validator("web_token")
     @classmethod

@@ -316,3 +316,15 @@ def test_shared_history_file_loads() -> None:
     assert len(history.headlines) == 1046 and history.skipped_count == 0
     btc = [h for h in history.headlines if news.detect_symbols(h.title, SYMBOLS) == ["BTC/USDT"]]
     assert len(btc) > 100
+
+
+def test_news_settings() -> None:
+    from tinhieu.settings import SettingsError, load_settings
+
+    assert load_settings().news_feeds == ()
+    s = load_settings(news_feeds=" https://a.example/rss , http://b.example/atom.xml,,")
+    assert s.news_feeds == ("https://a.example/rss", "http://b.example/atom.xml")
+    with pytest.raises(SettingsError, match="TINHIEU_NEWS_FEEDS"):
+        load_settings(news_feeds="ftp://a.example/rss")
+    with pytest.raises(SettingsError, match="news_half_life_s"):
+        load_settings(news_half_life_s=0)
