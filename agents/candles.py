@@ -38,7 +38,7 @@ from faust.types import EventT
 from agents.deadletter import send_dead_letter
 from streams.metrics import metrics
 from streams.topics import ORDERS, SIGNALS, market_data_raw_topic, publish_json
-from tables import write_for_event
+from tables import read_for_event, write_for_event
 from tables.windows import symbol_to_window
 from tinhieu import i18n
 from tinhieu.broker import RiskConfig
@@ -155,7 +155,7 @@ async def handle_batch(events: Sequence[EventT]) -> None:
     filled_books: dict[str, dict[str, Any]] = {}
     for symbol, items in by_symbol.items():
         key = symbol.encode()
-        record = symbol_to_window.get(key)
+        record = read_for_event(symbol_to_window, key, items[-1][0])
         try:
             result: Advanced | None = _advance(symbol, record, items)
         except Exception:  # noqa: BLE001

@@ -24,13 +24,11 @@ import asyncio
 import hashlib
 import logging
 import time
-import weakref
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import aiohttp
-from faust.streams import _current_event
 from faust.types import EventT
 from faust.web import Request, Response, View
 
@@ -38,7 +36,7 @@ from agents.deadletter import send_dead_letter
 from models.records import DeadLetter, NewsItem
 from streams.topics import DEAD_LETTERS, NEWS, news_raw_topic, publish_json
 from streams.views import health_sections, routed
-from tables import write_for_event
+from tables import read_for_event, write_for_event
 from tables.sentiment import symbol_to_sentiment
 from tinhieu import i18n, news
 from tinhieu.exchange.backoff import describe, iso
@@ -377,20 +375,6 @@ async def handle_news_batch(events: Sequence[EventT]) -> None:
             settings.news_half_life_s,
         )
         write_for_event(symbol_to_sentiment, key, value, event)
-
-
-def read_for_event(table: Any, key: bytes, event: EventT) -> Any:
-    """``table.get(key)`` from the partition of ``event``'s message.
-
-    Faust's RocksDB store reads a key only from the partition of the *current* event; in a
-    batch that is the batch's last event, possibly another symbol's partition, and the read
-    then answers ``None`` (the state was lost this way before this helper).
-    """
-    token = _current_event.set(weakref.ref(event))
-    try:
-        return table.get(key)
-    finally:
-        _current_event.reset(token)
 
 
 @app.agent(news_raw_topic, name=AGENT)

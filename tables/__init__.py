@@ -31,6 +31,21 @@ def symbol_table(name: str, help: str) -> Any:
     )
 
 
+def read_for_event(table: Any, key: bytes, event: EventT) -> Any:
+    """``table.get(key)`` from the partition of ``event``'s message.
+
+    Faust's RocksDB store reads a key only from the partition of the *current* event (the
+    one being iterated); in a batch that may be another symbol's event in another partition,
+    and the read would answer ``None``. Agents that take events in batches name the event
+    (any of that symbol's, all in one partition) explicitly here.
+    """
+    token = _current_event.set(weakref.ref(event))
+    try:
+        return table.get(key)
+    finally:
+        _current_event.reset(token)
+
+
 def write_for_event(table: Any, key: bytes, value: Any, event: EventT) -> None:
     """``table[key] = value`` into the changelog partition of ``event``'s message.
 

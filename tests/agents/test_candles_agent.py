@@ -140,3 +140,23 @@ async def test_model_signals_once_the_indicators_settled(tmp_path, eth) -> None:
                for s in verdicts)
     assert all(s.action in ("BUY", "SELL", "NEUTRAL") and 0 <= s.confidence <= 1 for s in verdicts)
     assert record["signal"]["candle_time"] == int(live["timestamp"].iloc[-1])
+
+
+async def test_a_batch_over_several_partitions_reads_each_symbols_own_record() -> None:
+    """Batches that hold two symbols of two partitions continue each symbol's record (the
+    agent reads and writes each record in its own symbol's partition)."""
+    with recorded() as (signals, letters):
+        async with candles_agent.process_candles.test_context() as agent:
+            for batch in range(3):
+                for i in range(batch * 4, batch * 4 + 4):
+                    await agent.put(candle("SOL/USDT", i, 100 + i), key=b"SOL/USDT",
+                                    partition=3)
+                    await agent.put(candle("BNB/USDT", i, 500 + i), key=b"BNB/USDT",
+                                    partition=0)
+                await asyncio.sleep(0.05)  # the batch closes
+            sol = symbol_to_window.get(b"SOL/USDT")
+            bnb = symbol_to_window.get(b"BNB/USDT")
+    assert not letters
+    assert [c[4] for c in sol["window"]["candles"]] == [100 + i for i in range(12)]
+    assert [c[4] for c in bnb["window"]["candles"]] == [500 + i for i in range(12)]
+    assert sol["book"]["last_candle_time"] == T0 + 11 * 60_000
