@@ -10,7 +10,7 @@ from typing import Any
 from faust.types import EventT
 
 from models.records import DeadLetter
-from streams.topics import dead_letters_topic
+from streams.topics import DEAD_LETTERS, publish_json
 from tinhieu import i18n
 
 log = logging.getLogger("tinhieu.deadletter")
@@ -67,4 +67,6 @@ async def send_dead_letter(event: EventT, code: str, reason: str, agent: str) ->
         code=code,
         reason=reason,
     )
-    return await dead_letters_topic.send(key=msg.topic, value=letter)
+    # Straight to the producer like signals and orders: the delivery future of Faust's
+    # Topic.send was seen never to resolve when awaited (a worker then stopped consuming).
+    return await publish_json(DEAD_LETTERS, msg.topic, letter.asdict())
