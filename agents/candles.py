@@ -35,6 +35,7 @@ from typing import Any
 
 from faust.types import EventT
 
+from agents.batching import batches
 from agents.deadletter import send_dead_letter
 from streams.metrics import metrics
 from streams.topics import ORDERS, SIGNALS, market_data_raw_topic, publish_json
@@ -207,9 +208,7 @@ async def process_candles(stream):  # type: ignore[no-untyped-def]
     """Closed candles -> one record per symbol, a Signal per candle, orders under the risk
     rules; bad messages to dead letters."""
     await runtime.models_loaded.wait()  # the first candle already meets its models
-    async for events in stream.take_events(
-        settings.batch_max_candles, within=settings.batch_max_wait_ms / 1000.0
-    ):
+    async for events in batches(stream, settings.batch_max_candles):
         try:
             await handle_batch(events)
         except Exception:  # noqa: BLE001 - isolate the message that breaks the batch

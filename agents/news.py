@@ -32,6 +32,7 @@ import aiohttp
 from faust.types import EventT
 from faust.web import Request, Response, View
 
+from agents.batching import batches
 from agents.deadletter import send_dead_letter
 from models.records import DeadLetter, NewsItem
 from streams.topics import DEAD_LETTERS, NEWS, news_raw_topic, publish_json
@@ -380,7 +381,7 @@ async def handle_news_batch(events: Sequence[EventT]) -> None:
 @app.agent(news_raw_topic, name=AGENT)
 async def track_sentiment(stream):  # type: ignore[no-untyped-def]
     """Headlines -> the per-symbol sentiment state; bad messages to dead letters."""
-    async for events in stream.take_events(500, within=1.0):
+    async for events in batches(stream, 500):
         await handle_news_batch(events)
 
 
