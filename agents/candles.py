@@ -3,8 +3,8 @@
 closed candle -> window -> features -> ensemble -> Signal -> broker (risk rules) -> orders,
 with one record per symbol in ``symbol_to_window`` (window, features, newest signal, book).
 
-Candles are taken in batches (``batch_max_candles``, at most ``batch_max_wait_ms`` of
-waiting), grouped by symbol, and each symbol's batch goes through
+Candles are taken in batches (what is already queued, at most ``batch_max_candles``, no
+timer: agents/batching.py), grouped by symbol, and each symbol's batch goes through
 :func:`tinhieu.pipeline.advance`: one model call per symbol and batch, then the broker's
 rules (:func:`tinhieu.broker.step`, the function the backtest runs) over the stream of that
 symbol's signals, one signal per closed candle. Effects, in this order, so that a crash at

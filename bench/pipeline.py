@@ -277,8 +277,6 @@ def main() -> None:
     parser.add_argument("--min-confidence", type=float, default=0.4,
                         help="lower than the default so that orders happen to be timed")
     parser.add_argument("--models-dir", type=Path, default=None, help="reuse trained models")
-    parser.add_argument("--batch-wait-ms", type=float, default=None,
-                        help="TINHIEU_BATCH_MAX_WAIT_MS of the worker (default: the setting's)")
     parser.add_argument("--linger-ms", type=float, default=None,
                         help="TINHIEU_PRODUCER_LINGER_MS of the worker (default: the setting's)")
     args = parser.parse_args()
@@ -297,8 +295,7 @@ def main() -> None:
         lasts = {s: int(load_candles(DATA / f"{n}_1m.csv.gz", start, end)["timestamp"].iloc[-1])
                  for n, s in zip(NAMES, SYMBOLS, strict=True)}
         with EmbeddedKafka(tmp / "kafka") as kafka:
-            tuning = {k: v for k, v in (("batch_max_wait_ms", args.batch_wait_ms),
-                                        ("producer_linger_ms", args.linger_ms)) if v is not None}
+            tuning = {k: v for k, v in (("producer_linger_ms", args.linger_ms),) if v is not None}
             env = app_env(kafka.url, tmp / "var", "bench-pipeline", model_dir=models,
                           min_confidence=args.min_confidence, **tuning)
             out = run_command(env, "replay", *files, "--max", "--start", START,

@@ -103,14 +103,8 @@ class Settings(BaseSettings):
         500,
         ge=1,
         le=100_000,
-        description="Candles the candle and broker agents take in one batch (replays, "
-        "catch-up); live, a batch is usually one candle.",
-    )
-    batch_max_wait_ms: float = Field(
-        5.0,
-        ge=0.1,
-        le=1000,
-        description="Longest wait for a batch to fill: adds at most this to latency.",
+        description="Most candles the candle agent takes in one batch: what is already "
+        "queued (replays, catch-up); live, a batch is the one candle that arrived.",
     )
     producer_linger_ms: float = Field(
         1.0,
