@@ -54,16 +54,6 @@ def env(kafka, tmp_path_factory) -> dict[str, str]:
     )
 
 
-@pytest.fixture(scope="module")
-def worker(env, tmp_path_factory):
-    w = Worker(env, tmp_path_factory.mktemp("logs") / "worker.log").start()
-    try:
-        w.wait_ready()
-        yield w
-    finally:
-        w.stop()
-
-
 def _candles(data_1m: Path) -> dict[str, list[dict[str, Any]]]:
     out = {}
     for symbol, name in SYMBOLS.items():

@@ -34,16 +34,6 @@ def env(kafka, tmp_path_factory):
     return app_env(kafka.url, tmp_path_factory.mktemp("worker"), "it-metrics")
 
 
-@pytest.fixture(scope="module")
-def worker(env, tmp_path_factory):
-    w = Worker(env, tmp_path_factory.mktemp("logs") / "worker.log").start()
-    try:
-        w.wait_ready()
-        yield w
-    finally:
-        w.stop()
-
-
 def scrape(worker: Worker) -> dict[str, dict[tuple[tuple[str, str], ...], float]]:
     """``/metrics`` as ``{sample name: {sorted labels: value}}``."""
     with urllib.request.urlopen(worker.url + "/metrics", timeout=5) as resp:

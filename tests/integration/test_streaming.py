@@ -39,16 +39,6 @@ def env(kafka, tmp_path_factory):
     )
 
 
-@pytest.fixture(scope="module")
-def worker(env, tmp_path_factory):
-    w = Worker(env, tmp_path_factory.mktemp("logs") / "worker.log").start()
-    try:
-        w.wait_ready()
-        yield w
-    finally:
-        w.stop()
-
-
 async def test_token_and_query_are_checked_before_the_stream(worker) -> None:
     async with aiohttp.ClientSession() as http:
         with pytest.raises(aiohttp.WSServerHandshakeError) as info:

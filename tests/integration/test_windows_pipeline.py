@@ -23,16 +23,6 @@ def env(kafka, tmp_path_factory):
     return app_env(kafka.url, tmp_path_factory.mktemp("worker"), "it-windows", window_size=WINDOW)
 
 
-@pytest.fixture(scope="module")
-def worker(env, tmp_path_factory):
-    w = Worker(env, tmp_path_factory.mktemp("logs") / "worker.log").start()
-    try:
-        w.wait_ready()
-        yield w
-    finally:
-        w.stop()
-
-
 def window_last(worker: Worker, path: str) -> int | None:
     status, body = worker.get(path)
     return body.get("last") if status == 200 else None
