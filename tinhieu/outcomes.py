@@ -1,0 +1,251 @@
+"""Live outcomes of signals: what each candle's label turned out to be, once it is known.
+
+Training labels a candle by the trade the broker would have made from it (the label rule of
+:mod:`tinhieu.labels`). Live, the same rule is applied forward: every candle that got a model
+verdict opens a *hypothetical* long (a BUY on ``t`` fills at the open of ``t + 1``, stop loss
+and take profit from that fill, a time exit ``max_holding`` candles later), and when that
+long exits, the candle's outcome is known: ``UP`` (take profit), ``DOWN`` (stop loss, or a
+time exit that lost money after fees) or ``NEUTRAL``. The outcome goes next to the signal
+(topic ``signal_outcomes``) and into the symbol's rolling quality (``tinhieu.monitoring``).
+
+The exits are decided by :func:`tinhieu.broker.step` itself, as in training: a cheap check
+of the candle's range against the nearest levels of all open hypothetical longs finds the
+candles on which something may happen, and only those go through the broker's rules. A test
+proves that the live outcomes equal :func:`tinhieu.labels.triple_barrier_outcomes` candle for
+candle on real data.
+
+State is a small JSON-able dict kept in the symbol's record (``record["outcomes"]``), so it is
+written with the window in one changelog message and a re-delivered candle (skipped by the
+window) can never resolve an outcome twice: outcomes are deterministic, keyed by
+``(symbol, candle_time)``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from tinhieu.broker import RiskConfig, SignalIn, new_state, step
+from tinhieu.candles import Bar
+from tinhieu.core_types import ACTION_BY_CLASS, DOWN, NEUTRAL, UP
+from tinhieu.labels import classify_returns
+
+_SLACK = 1e-9  # the range check may only find a touch early; the broker then decides
+_SYM = "LABEL/USDT"
+_CLASS_OF = {action: cls for cls, action in ACTION_BY_CLASS.items()}
+
+# A pending entry (a list, compact in JSON):
+#   [candle_time, predicted class, confidence, version index, candles seen at t,
+#    entry fill price or None, stop price or None, take price or None, sl pct, tp pct]
+# for the fixed-horizon scheme the entry slot holds the close of t.
+T, PRED, CONF, VER, AT, ENTRY, STOP, TAKE, SL, TP = range(10)
+
+
+def new_state_dict() -> dict[str, Any]:
+    return {"n": 0, "pending": [], "versions": [], "returns": []}
+
+
+class OutcomeTracker:
+    """Resolve the label of every candle with a verdict, candle by candle.
+
+    Parameters
+    ----------
+    state : mapping or None
+        ``record["outcomes"]`` (``None``: nothing pending yet). Never modified.
+    params : mapping
+        The label parameters (:func:`tinhieu.labels.label_settings` of the settings).
+    symbol : str
+        For the outcome records.
+    """
+
+    def __init__(self, state: Mapping[str, Any] | None, params: Mapping[str, Any],
+                 symbol: str) -> None:
+        st = dict(state) if state else new_state_dict()
+        self.symbol = symbol
+        self.params = dict(params)
+        self.scheme = self.params.get("scheme", "triple_barrier")
+        self.n = int(st.get("n", 0))
+        versions = list(st.get("versions", []))
+        self.pending: list[list[Any]] = [list(p) for p in st.get("pending", [])]
+        # versions by index; re-indexed on save
+        self._versions = versions
+        self._version_index = {v: i for i, v in enumerate(versions)}
+        self._returns: list[float] = list(st.get("returns", []))
+        self._last_close: float | None = st.get("last_close")
+        self.fee_pct = float(self.params.get("fee_pct", 0.1))
+        if self.scheme == "fixed_horizon":
+            self.horizon = int(self.params["horizon"])
+        else:
+            self.max_holding = int(self.params.get("max_holding", 240))
+            self.mode = self.params.get("barrier_mode", "fixed")
+        self._cfgs: dict[tuple[float, float], RiskConfig] = {}
+
+    # --- state --------------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        used = sorted({int(p[VER]) for p in self.pending})
+        remap = {old: new for new, old in enumerate(used)}
+        pending = [[*p[:VER], remap[int(p[VER])], *p[VER + 1:]] for p in self.pending]
+        out: dict[str, Any] = {"n": self.n, "pending": pending,
+                               "versions": [self._versions[i] for i in used]}
+        if self.scheme != "fixed_horizon" and self.mode == "volatility":
+            out["returns"] = self._returns
+            out["last_close"] = self._last_close
+        return out
+
+    # --- per candle ---------------------------------------------------------------------------
+    def on_candle(self, bar: Bar, signal: Mapping[str, Any] | None) -> list[dict[str, Any]]:
+        """Apply the next closed candle: resolve what it decides, then open this candle's
+        hypothetical trade when ``signal`` is a model verdict (``reason`` empty).
+
+        Returns the outcomes resolved by this candle, oldest first.
+        """
+        self.n += 1
+        if self.scheme != "fixed_horizon" and self.mode == "volatility":
+            self._advance_volatility(bar)
+        resolved = (self._fixed_horizon(bar) if self.scheme == "fixed_horizon"
+                    else self._barriers(bar))
+        if signal is not None and not signal.get("reason") and signal.get("action") in _CLASS_OF:
+            self._open(bar, signal)
+        return resolved
+
+    def _open(self, bar: Bar, signal: Mapping[str, Any]) -> None:
+        version = str(signal.get("model_version", ""))
+        idx = self._version_index.get(version)
+        if idx is None:
+            idx = len(self._versions)
+            self._versions.append(version)
+            self._version_index[version] = idx
+        pred = _CLASS_OF[signal["action"]]
+        conf = float(signal.get("confidence", 0.0))
+        if self.scheme == "fixed_horizon":
+            self.pending.append([bar.ts, pred, conf, idx, self.n, bar.close, None, None, 0, 0])
+            return
+        sl, tp = self._levels_pct(bar)
+        if sl is None or tp is None:
+            return  # volatility barriers still warming up: no label, as in training
+        self.pending.append([bar.ts, pred, conf, idx, self.n, None, None, None, sl, tp])
+
+    def _levels_pct(self, bar: Bar) -> tuple[float | None, float | None]:
+        p = self.params
+        if self.mode == "fixed":
+            return float(p["stop_loss_pct"]), float(p["take_profit_pct"])
+        if len(self._returns) < int(p.get("vol_window", 60)):
+            return None, None
+        sigma = float(np.std(self._returns, ddof=1))
+        scale = sigma * math.sqrt(self.max_holding) * 100.0
+        return (min(max(float(p["stop_vol_mult"]) * scale, 0.1), 50.0),
+                min(max(float(p["take_vol_mult"]) * scale, 0.1), 500.0))
+
+    def _advance_volatility(self, bar: Bar) -> None:
+        """The last ``vol_window`` 1-candle log returns up to this candle (as in training)."""
+        window = int(self.params.get("vol_window", 60))
+        if self._last_close is not None and self._last_close > 0 and bar.close > 0:
+            self._returns.append(math.log(bar.close / self._last_close))
+            del self._returns[:-window]
+        self._last_close = bar.close
+
+    def _fixed_horizon(self, bar: Bar) -> list[dict[str, Any]]:
+        out = []
+        while self.pending and self.n - int(self.pending[0][AT]) >= self.horizon:
+            p = self.pending.pop(0)
+            ret = bar.close / float(p[ENTRY]) - 1.0
+            label = int(classify_returns(np.array([ret]), float(self.params["threshold_pct"])
+                                         if "requested_threshold_pct" not in self.params
+                                         else float(self.params["requested_threshold_pct"]),
+                                         self.fee_pct)[0])
+            out.append(self._outcome(p, label, "horizon", bar.ts, ret - 2 * self.fee_pct / 100))
+        return out
+
+    def _cfg(self, sl: float, tp: float) -> RiskConfig:
+        key = (sl, tp)
+        cfg = self._cfgs.get(key)
+        if cfg is None:
+            cfg = RiskConfig(starting_cash=1_000_000.0, position_size_pct=100.0,
+                             stop_loss_pct=sl, take_profit_pct=tp,
+                             commission_pct=self.fee_pct, min_confidence=0.0)
+            self._cfgs[key] = cfg
+        return cfg
+
+    def _barriers(self, bar: Bar) -> list[dict[str, Any]]:
+        pending = self.pending
+        if not pending:
+            return []
+        # The newest trade enters at this candle's open.
+        for p in pending:
+            if p[ENTRY] is None:
+                p[ENTRY] = bar.open
+                p[STOP] = bar.open * (1.0 - float(p[SL]) / 100.0)
+                p[TAKE] = bar.open * (1.0 + float(p[TP]) / 100.0)
+        lo = bar.low / (1.0 + _SLACK)
+        hi = bar.high / (1.0 - _SLACK)
+        due = self.n - int(pending[0][AT]) >= self.max_holding + 1
+        if not due and lo > max(p[STOP] for p in pending) and hi < min(
+                p[TAKE] for p in pending):
+            return []
+        out: list[dict[str, Any]] = []
+        keep: list[list[Any]] = []
+        for p in pending:
+            seen = self.n - int(p[AT])
+            timed_out = seen >= self.max_holding + 1
+            if not timed_out and lo > p[STOP] and hi < p[TAKE]:
+                keep.append(p)
+                continue
+            fill = self._exit(p, bar, seen)
+            if fill is None:
+                keep.append(p)
+                continue
+            price, amount_entry, reason, pnl = fill
+            net = pnl / (amount_entry * float(p[ENTRY]))
+            if reason == "take_profit":
+                label = UP
+            elif reason == "stop_loss" or net < 0:
+                label = DOWN
+            else:
+                label = NEUTRAL
+            out.append(self._outcome(p, label, "time" if reason == "signal" else reason,
+                                     bar.ts, net))
+        self.pending = keep
+        return out
+
+    def _exit(self, p: list[Any], bar: Bar, seen: int) -> tuple[float, float, str, float] | None:
+        """The broker's exit of the hypothetical long ``p`` on ``bar``, or None."""
+        cfg = self._cfg(float(p[SL]), float(p[TP]))
+        t = int(p[T])
+        st = new_state(_SYM, cfg)
+        st["pending"] = {"side": "BUY", "candle_time": t, "confidence": 1.0,
+                         "model_version": "label"}
+        st["last_candle_time"] = t
+        if seen > 1:  # the long opened earlier at p[ENTRY]: replay that fill on a flat bar
+            entry = float(p[ENTRY])
+            st, _ = step(st, Bar(t + 1, entry, entry, entry, entry, 0.0), None, cfg)
+            if seen == self.max_holding + 1:  # the time exit placed on the previous candle
+                st["pending"] = {"side": "SELL", "candle_time": t, "confidence": 1.0,
+                                 "model_version": "label"}
+        sig = SignalIn(_SYM, bar.ts, "SELL", 1.0, "label") if seen == self.max_holding else None
+        amount = float(st["qty"])
+        st, fills = step(st, bar, sig, cfg)
+        for fill in fills:
+            if fill.side == "BUY":
+                amount = fill.amount
+            else:
+                return fill.price, amount, fill.reason, fill.pnl
+        return None
+
+    def _outcome(self, p: list[Any], label: int, reason: str, exit_time: int,
+                 net: float) -> dict[str, Any]:
+        pred = int(p[PRED])
+        return {
+            "symbol": self.symbol,
+            "candle_time": int(p[T]),
+            "action": ACTION_BY_CLASS[pred],
+            "confidence": float(p[CONF]),
+            "model_version": self._versions[int(p[VER])],
+            "label": ACTION_BY_CLASS[label],
+            "correct": pred == label,
+            "exit_reason": reason,
+            "exit_time": int(exit_time),
+            "net_return": float(net),
+        }
