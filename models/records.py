@@ -154,3 +154,40 @@ class NewsItem(faust.Record, serializer="json", validation=True, include_metadat
     url: str
     symbols: list[str]  # every configured symbol the headline mentions (BTC/USDT, ...)
     sentiment: float  # VADER compound with the crypto vocabulary, -1..1
+
+
+class SignalOutcome(faust.Record, serializer="json", include_metadata=False):
+    """What a verdict turned out to be, once its label is known (tinhieu.outcomes).
+
+    The label follows the training rule: the broker's long from the candle exits by take
+    profit (``BUY``), by stop loss or a losing time exit (``SELL``), or otherwise
+    (``NEUTRAL``). Deterministic: a re-delivered candle gives the same outcome, so
+    ``(symbol, candle_time)`` identifies it.
+    """
+
+    symbol: str
+    candle_time: int  # the signal's candle (open time, ms UTC)
+    action: str  # what the ensemble said
+    confidence: float
+    model_version: str
+    label: str  # what happened: BUY | NEUTRAL | SELL
+    correct: bool
+    exit_reason: str  # take_profit | stop_loss | time | horizon
+    exit_time: int  # the candle that decided it (open time, ms UTC)
+    net_return: float  # the long's after-fee return, fraction of the entry notional
+    model: str = "champion"  # champion | challenger
+
+
+class Alert(faust.Record, serializer="json", include_metadata=False):
+    """A monitoring condition raised or cleared (tinhieu.monitoring.alerts); one per change."""
+
+    id: str
+    symbol: str  # "" for a cluster-wide condition
+    kind: str  # feature_drift | prediction_drift | error_drift | accuracy_drop | ...
+    state: str  # raised | cleared
+    severity: str  # warning | critical
+    value: float
+    threshold: float
+    message: str  # Vietnamese
+    message_en: str
+    at_ms: int

@@ -10,7 +10,7 @@ import json
 from collections.abc import Awaitable, Mapping
 from typing import Any
 
-from models.records import Candle, DeadLetter, NewsItem, Order, Signal
+from models.records import Alert, Candle, DeadLetter, NewsItem, Order, Signal, SignalOutcome
 from streams.app import app, settings
 
 MARKET_DATA = "market_data"
@@ -18,6 +18,8 @@ SIGNALS = "signals"
 ORDERS = "orders"
 DEAD_LETTERS = "dead_letters"
 NEWS = "news"
+SIGNAL_OUTCOMES = "signal_outcomes"
+ALERTS = "alerts"
 
 _common = dict(partitions=settings.partitions, key_type=str, key_serializer="raw", internal=True)
 
@@ -28,6 +30,9 @@ orders_topic = app.topic(ORDERS, value_type=Order, **_common)
 dead_letters_topic = app.topic(DEAD_LETTERS, value_type=DeadLetter, **_common)
 # Headlines: one message per mentioned symbol, keyed by it; "*" for none (docs/NEWS.md).
 news_topic = app.topic(NEWS, value_type=NewsItem, **_common)
+# Monitoring: the outcome of every verdict once known, and alerts raised / cleared.
+signal_outcomes_topic = app.topic(SIGNAL_OUTCOMES, value_type=SignalOutcome, **_common)
+alerts_topic = app.topic(ALERTS, value_type=Alert, **_common)
 
 # The sentiment agent decodes news itself: a bad message goes to dead_letters.
 news_raw_topic = app.topic(
@@ -54,7 +59,8 @@ market_data_raw_topic = app.topic(
 async def declare_topics() -> None:
     """Create the topics this worker only produces to, with the configured partitions
     (a topic auto-created by the broker would get the broker's default count)."""
-    for topic in (signals_topic, orders_topic, dead_letters_topic):
+    for topic in (signals_topic, orders_topic, dead_letters_topic, signal_outcomes_topic,
+                  alerts_topic):
         await topic.maybe_declare()
 
 

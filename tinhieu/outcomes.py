@@ -59,12 +59,15 @@ class OutcomeTracker:
         The label parameters (:func:`tinhieu.labels.label_settings` of the settings).
     symbol : str
         For the outcome records.
+    model : str
+        ``champion`` (the models that trade) or ``challenger`` (a shadow's).
     """
 
     def __init__(self, state: Mapping[str, Any] | None, params: Mapping[str, Any],
-                 symbol: str) -> None:
+                 symbol: str, model: str = "champion") -> None:
         st = dict(state) if state else new_state_dict()
         self.symbol = symbol
+        self.model = model
         self.params = dict(params)
         self.scheme = self.params.get("scheme", "triple_barrier")
         self.n = int(st.get("n", 0))
@@ -248,4 +251,5 @@ class OutcomeTracker:
             "exit_reason": reason,
             "exit_time": int(exit_time),
             "net_return": float(net),
+            "model": self.model,
         }

@@ -7,7 +7,8 @@ per candle) to the ``symbol_to_window`` table::
      "window": {...},          # tinhieu.candles window: last N candles, gaps, source offset
      "features": {...} | None, # tinhieu.features.FeatureState.to_dict()
      "signal": {...} | None,   # the Signal of the newest candle (what the views show)
-     "book": {...}}            # tinhieu.broker state: cash, position, levels, last candle
+     "book": {...},            # tinhieu.broker state: cash, position, levels, last candle
+     "outcomes": {...}}        # tinhieu.outcomes: verdicts whose label is not known yet
 
 The window, the incremental indicators, the newest signal and the broker's book sit in one
 value, so they can never disagree after a crash (each changelog message carries them all).
@@ -39,6 +40,7 @@ import numpy as np
 from tinhieu.broker import Fill, RiskConfig, SignalIn, new_state, position_value, step
 from tinhieu.candles import CandleError, Outcome, ValidCandle, apply_candle, empty_window
 from tinhieu.features import FEATURE_SCHEMA_VERSION, MODEL_COLUMNS, FeatureError, FeatureState
+from tinhieu.outcomes import OutcomeTracker
 
 # Why a candle's signal carries no verdict (``Signal.reason``; "" for a model verdict).
 NO_MODEL = "no_model"
@@ -74,6 +76,10 @@ class Advanced:
     equity: list[tuple[str, int, float, float]] = field(default_factory=list)
     """(symbol, candle time, cash, position value) at every fill and every full hour."""
     rejected: list[Rejected] = field(default_factory=list)
+    outcomes: list[dict[str, Any]] = field(default_factory=list)
+    """Signals of earlier candles whose label these candles decided (tinhieu.outcomes)."""
+    rows: list[np.ndarray | None] = field(default_factory=list)
+    """The feature row of each new candle (None during the warm-up), for drift monitors."""
     redelivered: int = 0
     duplicates: int = 0
     gaps: list[dict[str, Any]] = field(default_factory=list)
@@ -139,6 +145,7 @@ def advance(
     timeframe_ms: int,
     clock: Callable[[], float] = time.time,
     perf_clock: Callable[[], float] = time.perf_counter,
+    label_params: Mapping[str, Any] | None = None,
 ) -> Advanced:
     """Apply ``candles`` (each with its source offset) to ``symbol``'s record.
 
@@ -152,6 +159,9 @@ def advance(
         The symbol's models; ``None`` gives NEUTRAL signals with reason ``no_model``.
     risk : RiskConfig
         The broker's rules.
+    label_params : mapping, optional
+        The label rule (:func:`tinhieu.labels.label_settings`): when given, every verdict's
+        outcome is tracked and returned once these candles decide it.
 
     Returns
     -------
@@ -199,8 +209,12 @@ def advance(
                              verdict.model_version, "", round(per_candle_ms, 4), now)
         out.signals.append(signal)
     book = rec.get("book") or new_state(symbol, risk)
+    tracker = (OutcomeTracker(rec.get("outcomes"), label_params, symbol)
+               if label_params is not None else None)
     for signal, (candle, _row) in zip(out.signals, fresh, strict=True):
         bar = candle.bar
+        if tracker is not None:
+            out.outcomes.extend(tracker.on_candle(bar, signal))
         book, fills = step(book, bar, SignalIn(symbol, bar.ts, signal["action"],
                                                signal["confidence"], signal["model_version"]),
                            risk)
@@ -212,6 +226,9 @@ def advance(
     rec["window"] = window
     rec["features"] = features.to_dict()
     rec["book"] = book
+    if tracker is not None:
+        rec["outcomes"] = tracker.to_dict()
+    out.rows = [row for _, row in fresh]
     if out.signals:
         rec["signal"] = out.signals[-1]
     return out

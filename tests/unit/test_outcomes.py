@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from models.records import SignalOutcome
 from tinhieu.candles import Bar
 from tinhieu.data import load_candles
 from tinhieu.labels import barrier_levels, make_labels, triple_barrier_outcomes
@@ -99,7 +100,8 @@ def test_outcome_fields_and_scoring(candles) -> None:
     got = _live(candles.iloc[:600], {**FIXED, "max_holding": 20})
     out = next(iter(got.values()))
     assert set(out) == {"symbol", "candle_time", "action", "confidence", "model_version",
-                        "label", "correct", "exit_reason", "exit_time", "net_return"}
+                        "label", "correct", "exit_reason", "exit_time", "net_return", "model"}
+    assert SignalOutcome.from_data(json.loads(json.dumps(out))).asdict() == out
     assert all(o["correct"] == (o["action"] == o["label"]) for o in got.values())
     assert {o["exit_reason"] for o in got.values()} <= {"take_profit", "stop_loss", "time"}
 
