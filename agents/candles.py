@@ -10,7 +10,8 @@ rules (:func:`tinhieu.broker.step`, the function the backtest runs) over the str
 symbol's signals, one signal per closed candle. Effects, in this order, so that a crash at
 any point repeats work and never loses it:
 
-1. every signal, order and dead letter of the batch is sent and its delivery awaited;
+1. every signal, order, signal outcome and dead letter of the batch is sent and its
+   delivery awaited;
 2. the fills, positions and equity points go to the SQLite trade log (its own thread);
 3. then each symbol's record is written, once.
 
@@ -38,7 +39,13 @@ from faust.types import EventT
 from agents.batching import batches
 from agents.deadletter import send_dead_letter
 from streams.metrics import metrics
-from streams.topics import ORDERS, SIGNALS, market_data_raw_topic, publish_json
+from streams.topics import (
+    ORDERS,
+    SIGNAL_OUTCOMES,
+    SIGNALS,
+    market_data_raw_topic,
+    publish_json,
+)
 from tables import read_for_event, write_for_event
 from tables.windows import symbol_to_window
 from tinhieu import i18n
@@ -102,6 +109,7 @@ def _advance(symbol: str, record: Any, items: Sequence[tuple[EventT, ValidCandle
         window_size=settings.window_size,
         timeframe_ms=settings.timeframe_ms,
         clock=runtime.clock,
+        label_params=runtime.label_params,
     )
 
 
@@ -123,6 +131,8 @@ def _advance_one_by_one(
         merged.signals.extend(one.signals)
         merged.fills.extend(one.fills)
         merged.equity.extend(one.equity)
+        merged.outcomes.extend(one.outcomes)
+        merged.rows.extend(one.rows)
         merged.gaps.extend(one.gaps)
         merged.model_error = one.model_error or merged.model_error
         result = one
@@ -180,6 +190,8 @@ async def handle_batch(events: Sequence[EventT]) -> None:
             order = fill.to_dict()
             pending.append(await publish_json(ORDERS, symbol, order))
             i18n.log(log, logging.INFO, "broker.fill", **order)
+        for outcome in result.outcomes:
+            pending.append(await publish_json(SIGNAL_OUTCOMES, symbol, outcome))
         if result.fills:
             filled_books[symbol] = result.record["book"]
         fills.extend(result.fills)

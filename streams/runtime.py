@@ -18,6 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from tinhieu.ensemble import parse_weights
+from tinhieu.labels import label_settings
 from tinhieu.registry import ModelRegistry
 from tinhieu.settings import Settings
 from tinhieu.signals import ModelCache
@@ -56,6 +57,8 @@ class Runtime:
             weights=parse_weights(settings.ensemble_weights),
             min_confidence=settings.min_confidence,
         )
+        # The label rule of the training labels, applied forward to every verdict live.
+        self.label_params = label_settings(settings)
         self.models_loaded = asyncio.Event()
         self._refresh_lock = asyncio.Lock()
         self.predict_latency = LatencySamples()

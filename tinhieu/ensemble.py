@@ -533,6 +533,8 @@ class Ensemble:
         self.buy_threshold = None if buy_threshold is None else float(buy_threshold)
         """Break-even probability of the BUY gate (trade-outcome labels), else None."""
         self.feature_schema = feature_schema
+        self.metadata: dict[str, Mapping[str, Any]] = {}
+        """Each member's registry metadata (walk-forward figures, drift reference)."""
         self.weights = weights / weights.sum()
         self.model_version = ",".join(f"{m.algorithm}:{m.version}" for m in self.members)
         self._n_model = len(MODEL_FEATURES)
@@ -601,6 +603,7 @@ class Ensemble:
         known = [float(g) for g in gates if g is not None]
         buy_threshold = max(known) if known else None  # the strictest of the members
         ens = cls(symbol, members, min_confidence=min_confidence, buy_threshold=buy_threshold)
+        ens.metadata = {lm.algorithm: lm.metadata for lm in loaded}
         i18n.log(logger, logging.INFO, "ensemble.loaded", symbol=symbol,
                  version=ens.model_version,
                  weights=",".join(f"{m.algorithm}={w:.2f}"
