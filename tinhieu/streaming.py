@@ -1,4 +1,5 @@
-"""Live push of signals, orders and dead letters to WebSocket and SSE clients (no Faust).
+"""Live push of signals, orders, alerts, signal outcomes and dead letters to WebSocket and
+SSE clients (no Faust).
 
 A :class:`Hub` fans each message out to the connected clients whose :class:`Subscription`
 matches it. Every client has its own bounded queue: a client that falls ``queue_size``
@@ -6,8 +7,9 @@ messages behind is dropped (its handler closes the connection with the reason), 
 or stalled client never slows the feed, the agents or the other clients.
 
 The hub is fed by one coroutine per worker (:func:`kafka_feed`: a plain aiokafka consumer,
-no consumer group, every partition of ``signals``, ``orders`` and ``dead_letters`` from
-their end), started when the first client subscribes and stopped when the last leaves.
+no consumer group, every partition of ``signals``, ``orders``, ``dead_letters``, ``alerts``
+and ``signal_outcomes`` from their end; outcomes only to clients that ask for them),
+started when the first client subscribes and stopped when the last leaves.
 ``streams/stream_views.py`` holds the aiohttp handlers; the rules here are unit-tested.
 """
 
@@ -26,8 +28,10 @@ from tinhieu.webapi import ApiError, parse_symbol
 
 log = logging.getLogger("tinhieu.streaming")
 
-MESSAGE_TYPES = ("signal", "order", "dead_letter")
-TOPIC_TYPES = {"signals": "signal", "orders": "order", "dead_letters": "dead_letter"}
+MESSAGE_TYPES = ("signal", "order", "dead_letter", "alert", "outcome")
+DEFAULT_TYPES = ("signal", "order", "dead_letter", "alert")  # outcomes: on request
+TOPIC_TYPES = {"signals": "signal", "orders": "order", "dead_letters": "dead_letter",
+               "alerts": "alert", "signal_outcomes": "outcome"}
 STREAM_PARAMS = ("symbols", "types")
 MAX_SUBSCRIBE_BYTES = 4096  # a subscribe message is small: anything larger is refused
 HEARTBEAT_S = 15.0
@@ -38,14 +42,15 @@ class Subscription:
     """Which messages a client wants: ``None`` means every symbol (or every type)."""
 
     symbols: frozenset[str] | None = None
-    types: frozenset[str] = frozenset(MESSAGE_TYPES)
+    types: frozenset[str] = frozenset(DEFAULT_TYPES)
 
     def matches(self, kind: str, symbol: str | None) -> bool:
         """A message without a symbol (a dead letter of an unkeyed message) goes only to
-        clients that did not ask for particular symbols."""
+        clients that did not ask for particular symbols; a cluster-wide alert (exchange
+        unreachable, a stalled partition) goes to every client that takes alerts."""
         if kind not in self.types:
             return False
-        if self.symbols is None:
+        if self.symbols is None or (kind == "alert" and symbol is None):
             return True
         return symbol is not None and symbol in self.symbols
 
@@ -74,7 +79,7 @@ def _types(values: Iterable[str]) -> frozenset[str]:
                 f"type {text[:40]!r} is unknown; accepted: {', '.join(MESSAGE_TYPES)}",
             )
         out.add(text)
-    return frozenset(out) if out else frozenset(MESSAGE_TYPES)
+    return frozenset(out) if out else frozenset(DEFAULT_TYPES)
 
 
 def parse_stream_query(
@@ -309,7 +314,7 @@ def message_symbol(kind: str, key: bytes | None, data: Mapping[str, Any],
 
 
 def kafka_feed(bootstrap: list[str], supported: Iterable[str], retry_s: float = 2.0) -> Feed:
-    """A feed reading ``signals``, ``orders`` and ``dead_letters`` with one aiokafka
+    """A feed reading the topics of ``TOPIC_TYPES`` with one aiokafka
     consumer: no group, every partition assigned, from the end. If Kafka fails, it starts
     again from the end after ``retry_s`` (what was written meanwhile is not pushed)."""
     from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -334,7 +339,7 @@ def kafka_feed(bootstrap: list[str], supported: Iterable[str], retry_s: float = 
                 parts = consumer.partitions_for_topic(topic) or set()
                 tps.extend(TopicPartition(topic, p) for p in sorted(parts))
             if not tps:
-                raise RuntimeError("topics signals/orders/dead_letters not found")
+                raise RuntimeError(f"topics {', '.join(TOPIC_TYPES)} not found")
             consumer.assign(tps)
             await consumer.seek_to_end(*tps)
             for tp in tps:

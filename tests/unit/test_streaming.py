@@ -9,7 +9,7 @@ import json
 import pytest
 
 from tinhieu.streaming import (
-    MESSAGE_TYPES,
+    DEFAULT_TYPES,
     Hub,
     Subscription,
     message_symbol,
@@ -44,7 +44,7 @@ def sig(symbol: str, t: int) -> str:
 # --- query and subscribe message ------------------------------------------------------
 def test_query_defaults_to_everything() -> None:
     sub = parse_stream_query({}, SYMBOLS)
-    assert sub.symbols is None and sub.types == frozenset(MESSAGE_TYPES)
+    assert sub.symbols is None and sub.types == frozenset(DEFAULT_TYPES)
     assert parse_stream_query({"symbols": "", "types": ""}, SYMBOLS) == sub
 
 
@@ -55,7 +55,7 @@ def test_query_symbols_and_types_use_the_rest_rules() -> None:
     cases = [
         ({"symbols": "doge"}, 404, "unknown_symbol"),
         ({"symbols": "btc;drop"}, 400, "invalid_symbol"),
-        ({"types": "signal,alert"}, 400, "invalid_query"),
+        ({"types": "signal,fills"}, 400, "invalid_query"),
         ({"symbol": "btc"}, 400, "invalid_query"),
         ([("types", "order"), ("types", "signal")], 400, "invalid_query"),
     ]
