@@ -179,7 +179,8 @@ class SignalOutcome(faust.Record, serializer="json", include_metadata=False):
 
 
 class Alert(faust.Record, serializer="json", include_metadata=False):
-    """A monitoring condition raised or cleared (tinhieu.monitoring.alerts); one per change."""
+    """A monitoring condition raised or cleared (:class:`tinhieu.monitoring.alerts.Alert`);
+    one message per change, never one per check."""
 
     id: str
     symbol: str  # "" for a cluster-wide condition
@@ -190,4 +191,5 @@ class Alert(faust.Record, serializer="json", include_metadata=False):
     threshold: float
     message: str  # Vietnamese
     message_en: str
-    at_ms: int
+    at_ms: int  # this raise or clear (candle time for a symbol's condition)
+    raised_at_ms: int = 0  # when the episode began: the raise and its clear share the id

@@ -12,6 +12,7 @@ that other tests sharing the broker may have written (it waits for its own ids).
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import uuid
 from collections.abc import AsyncIterator
@@ -25,8 +26,9 @@ from aiokafka import AIOKafkaProducer
 from models.records import Order
 from tests.fakes.records import order_fields
 from tinhieu.bot.commands import channel_poster, create_bot
-from tinhieu.bot.orders_feed import ORDERS_TOPIC, OrdersFeed
+from tinhieu.bot.orders_feed import ALERTS_TOPIC, ORDERS_TOPIC, OrdersFeed, alerts_feed
 from tinhieu.bot.service import TradingService
+from tinhieu.monitoring.alerts import AlertBook
 from tinhieu.settings import Settings, load_settings
 
 pytestmark = pytest.mark.integration
@@ -86,12 +88,13 @@ async def bot_channel(kafka: Any) -> AsyncIterator[tuple[Settings, discord.abc.M
     await dpytest.empty_queue()
 
 
-async def _produce(bootstrap: str, records: list[tuple[bytes, bytes]]) -> list[tuple[int, int]]:
+async def _produce(bootstrap: str, records: list[tuple[bytes, bytes]],
+                   topic: str = ORDERS_TOPIC) -> list[tuple[int, int]]:
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
     await producer.start()
     try:
         metas = [
-            await producer.send_and_wait(ORDERS_TOPIC, value=value, key=key)
+            await producer.send_and_wait(topic, value=value, key=key)
             for key, value in records
         ]
     finally:
@@ -155,3 +158,28 @@ async def test_orders_become_channel_messages_and_the_feed_resumes_after_a_resta
     assert not any("bot-it-broken" in f for f in posted_again.footers)
     theirs = [m for m in _channel_messages() if second_id in (m.embeds[0].footer.text or "")]
     assert [m.embeds[0].title for m in theirs] == ["🔴 BÁN BTC/USDT · đã khớp"]
+
+
+async def test_an_alert_raised_by_the_monitor_reaches_the_channel_in_vietnamese(
+    kafka: Any, bot_channel: tuple[Settings, Any]
+) -> None:
+    settings, channel = bot_channel
+    book = AlertBook.from_dict(None, clear_after=2)
+    at = 1_700_000_000_000 + uuid.uuid4().int % 1_000_000  # an id of this run
+    [alert] = book.evaluate("BTC/USDT", {"losing_streak": (True, 6.0, 5.0)}, at)
+    assert alert.state == "raised"
+    broken = b'{"id": "x", "state": "melted"}'
+    await _produce(kafka.bootstrap, [(b"BTC/USDT", broken),
+                                     (b"BTC/USDT", json.dumps(alert.to_dict()).encode())],
+                   topic=ALERTS_TOPIC)
+    client = dpytest.get_config().client
+    posted = Posted(channel_poster(client, channel.id))
+    feed = alerts_feed(settings, posted, start_from="earliest")
+    await _run_until(feed, posted, alert.id)
+
+    mine = [m for m in _channel_messages() if alert.id in (m.embeds[0].footer.text or "")]
+    assert len(mine) == 1 and mine[0].channel.id == channel.id
+    embed = mine[0].embeds[0]
+    assert embed.title == "[CANH BAO] BTC/USDT"
+    assert embed.description == alert.message and "lệnh lỗ liên tiếp" in embed.description
+    assert feed.group == f"{settings.app_id}-discord-alerts" and feed.skipped == 1

@@ -24,7 +24,7 @@ from discord.ext import commands
 
 from tinhieu import i18n
 from tinhieu.bot import messages
-from tinhieu.bot.orders_feed import OrdersFeed
+from tinhieu.bot.orders_feed import OrdersFeed, alerts_feed
 from tinhieu.bot.service import Exchange, ServiceUnavailable, TradingService
 from tinhieu.bot.token import load_token
 from tinhieu.settings import Settings
@@ -193,7 +193,7 @@ def channel_poster(
 async def serve_bot(
     settings: Settings, *, cwd: Path | None = None, exchange: Exchange | None = None
 ) -> None:
-    """Run the bot and the orders feed until cancelled (Ctrl-C); close everything after.
+    """Run the bot and the orders and alerts feeds until cancelled (Ctrl-C); close everything after.
 
     Use this from inside a running event loop, e.g. a Faust ``@app.command``:
     ``await serve_bot(settings)``.
@@ -203,27 +203,29 @@ async def serve_bot(
         from tinhieu.exchange import ExchangeClient  # lazy: ccxt is heavy
 
         exchange = ExchangeClient(settings)
-    feed_task: asyncio.Task[None] | None = None
-    feed: OrdersFeed | None = None
+    feeds: list[OrdersFeed] = []
+    tasks: list[asyncio.Task[None]] = []
     try:
         async with aiohttp.ClientSession() as http:
             service = TradingService(settings, http, exchange)
             bot = create_bot(settings, service)
             async with bot:
                 if settings.discord_channel_id:
-                    feed = OrdersFeed(settings, channel_poster(bot, settings.discord_channel_id))
-                    feed_task = asyncio.create_task(feed.run(), name="tinhieu-orders-feed")
+                    post = channel_poster(bot, settings.discord_channel_id)
+                    feeds = [OrdersFeed(settings, post), alerts_feed(settings, post)]
+                    tasks = [asyncio.create_task(f.run(), name=f"tinhieu-{f.topic}-feed")
+                             for f in feeds]
                 else:
                     i18n.log(logger, logging.WARNING, "bot.no_channel")
                 try:
                     await bot.start(token)
                 finally:
                     i18n.log(logger, logging.INFO, "bot.stopping")
-                    if feed is not None:
+                    for feed in feeds:
                         await feed.stop()
-                    if feed_task is not None:
-                        feed_task.cancel()
-                        await asyncio.gather(feed_task, return_exceptions=True)
+                    for task in tasks:
+                        task.cancel()
+                    await asyncio.gather(*tasks, return_exceptions=True)
     finally:
         close = getattr(exchange, "close", None)
         if close is not None:

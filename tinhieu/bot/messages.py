@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import discord
 
-from models.records import Order
+from models.records import Alert, Order
 from tinhieu.bot.service import (
     BUSY,
     EXCHANGE,
@@ -315,3 +315,20 @@ def order_embed(order: Order) -> discord.Embed:
 
 def _signed_usdt(value: float) -> str:
     return ("+" if value > 0 else "") + fmt_usdt(value)
+
+
+def alert_embed(alert: Alert) -> discord.Embed:
+    """An alert raised (red) or cleared (green), in Vietnamese, tagged ``[CANH BAO]``."""
+    raised = alert.state == "raised"
+    title = ("[CANH BAO] " if raised else "[DA HET] ") + (alert.symbol or "toàn cụm")
+    embed = discord.Embed(
+        title=title,
+        description=alert.message,
+        colour=discord.Colour.red() if raised else discord.Colour.green(),
+    )
+    embed.add_field(name="Loại", value=alert.kind, inline=True)
+    embed.add_field(name="Mức", value=alert.severity, inline=True)
+    embed.add_field(name="Giá trị / ngưỡng",
+                    value=f"{alert.value:.4g} / {alert.threshold:.4g}", inline=True)
+    embed.set_footer(text=f"{fmt_ms_time(alert.at_ms)} · id {alert.id}")
+    return embed

@@ -1,4 +1,6 @@
-"""The bot's reader of the ``orders`` topic: one Vietnamese embed per order in the channel.
+"""The bot's readers of the ``orders`` and ``alerts`` topics: one Vietnamese embed per order
+or alert in the channel (:class:`OrdersFeed`; :func:`alerts_feed` is the same reader on
+``alerts``).
 
 An aiokafka consumer in its own consumer group (``<app_id>-discord-bot``), so the bot never
 takes partitions from the workers. Offsets are committed only after the embed is posted:
@@ -22,17 +24,19 @@ from typing import Any, Literal, get_type_hints
 from aiokafka import AIOKafkaConsumer, ConsumerRecord
 from aiokafka.errors import KafkaError
 
-from models.records import Order
+from models.records import Alert, Order
 from tinhieu import i18n
 from tinhieu.core_types import SIDES, Fill
 from tinhieu.kafka_io import bootstrap_servers
 from tinhieu.settings import Settings
 
-__all__ = ["ORDERS_TOPIC", "OrdersFeed", "bootstrap_servers", "decode_order", "group_id"]
+__all__ = ["ALERTS_TOPIC", "ORDERS_TOPIC", "OrdersFeed", "alerts_feed", "bootstrap_servers",
+           "decode_alert", "decode_order", "group_id"]
 
 logger = logging.getLogger(__name__)
 
 ORDERS_TOPIC = "orders"
+ALERTS_TOPIC = "alerts"
 
 i18n.register(
     {
@@ -105,6 +109,29 @@ def decode_order(value: bytes | None) -> Order:
     return order
 
 
+def decode_alert(value: bytes | None) -> Alert:
+    """The ``Alert`` in a record value (JSON); ``ValueError`` saying what is wrong."""
+    if value is None:
+        raise ValueError("empty value (tombstone)")
+    try:
+        data = json.loads(value)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"not JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"JSON {type(data).__name__}, not an object")
+    data.pop("__faust", None)
+    try:
+        alert = Alert.from_data(data)
+    except TypeError as exc:
+        raise ValueError(f"fields missing or unknown: {exc}") from None
+    for name in ("id", "kind", "state", "message"):
+        if not isinstance(getattr(alert, name), str) or not getattr(alert, name):
+            raise ValueError(f"{name} {getattr(alert, name)!r} is not text")
+    if alert.state not in ("raised", "cleared"):
+        raise ValueError(f"state {alert.state!r} is not raised or cleared")
+    return alert
+
+
 class OrdersFeed:
     """Reads ``orders`` and calls ``post(embed)`` for each order, committing after each post.
 
@@ -123,6 +150,8 @@ class OrdersFeed:
         not flood the channel with old orders) or ``"earliest"``.
     make_embed:
         ``Order -> embed``; default :func:`tinhieu.bot.messages.order_embed`.
+    decode:
+        ``bytes -> record`` (raises ``ValueError``); default :func:`decode_order`.
     consumer_factory:
         Builds the consumer (tests may pass another); default ``AIOKafkaConsumer``.
     retry_max_delay_s:
@@ -137,7 +166,8 @@ class OrdersFeed:
         topic: str = ORDERS_TOPIC,
         group: str | None = None,
         start_from: Literal["latest", "earliest"] = "latest",
-        make_embed: Callable[[Order], Any] | None = None,
+        make_embed: Callable[[Any], Any] | None = None,
+        decode: Callable[[bytes | None], Any] = decode_order,
         consumer_factory: ConsumerFactory = AIOKafkaConsumer,
         retry_max_delay_s: float = 60.0,
     ) -> None:
@@ -152,6 +182,7 @@ class OrdersFeed:
 
             make_embed = order_embed
         self.make_embed = make_embed
+        self.decode = decode
         self._consumer_factory = consumer_factory
         self._consumer: AIOKafkaConsumer | None = None
         self._stopping = asyncio.Event()
@@ -214,7 +245,7 @@ class OrdersFeed:
     async def _handle(self, record: ConsumerRecord[Any, Any]) -> bool:
         """Post one record; True when its offset may be committed."""
         try:
-            order = decode_order(record.value)
+            order = self.decode(record.value)
         except ValueError as exc:
             self.skipped += 1
             i18n.log(logger, logging.WARNING, "feed.bad_order", topic=record.topic,
@@ -229,13 +260,14 @@ class OrdersFeed:
                 raise
             except Exception as exc:  # noqa: BLE001 - Discord is outside; retry, never crash
                 i18n.log(logger, logging.WARNING, "feed.post_failed", order_id=order.id,
-                         error=repr(exc), delay=delay)
+                         error=repr(exc), delay=delay)  # never the token: not in the error
                 await self._sleep(delay)
                 delay = min(delay * 2, self.retry_max_delay_s)
                 continue
             self.posted += 1
             i18n.log(logger, logging.INFO, "feed.posted", order_id=order.id,
-                     symbol=order.symbol, side=order.side)
+                     symbol=order.symbol or "*", side=getattr(order, "side", None) or
+                     getattr(order, "kind", ""))
             return True
         return False
 
@@ -259,3 +291,13 @@ class OrdersFeed:
         await asyncio.gather(task, return_exceptions=True)
         return None
 
+
+
+def alerts_feed(settings: Settings, post: Post, **options: Any) -> OrdersFeed:
+    """The reader of ``alerts``: one embed per alert raised or cleared
+    (:func:`tinhieu.bot.messages.alert_embed`), in its own group ``<app_id>-discord-alerts``."""
+    from tinhieu.bot.messages import alert_embed
+
+    options.setdefault("group", f"{settings.app_id}-discord-alerts")
+    return OrdersFeed(settings, post, topic=ALERTS_TOPIC, decode=decode_alert,
+                      make_embed=alert_embed, **options)
