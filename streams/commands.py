@@ -148,51 +148,128 @@ async def train(
         )
     except (DataFileError, UnknownSymbolError, ValueError) as exc:
         raise SystemExit(f"[LOI] {exc}") from None
+    from tinhieu.registry import open_registry
+
+    registry = open_registry(settings)
     for sym, res in results.items():
         verdict = "promoted" if res.promoted else "NOT promoted (trades nothing new)"
         print(f"[MO HINH] {sym}: {verdict}: {res.promotion.get('reason', '-')}")
+        if hasattr(registry, "aliases"):  # MLflow: a new version waits as challenger
+            aliases = await _in_thread(registry.aliases, sym)
+            print(f"[MO HINH] {sym}: version {next(iter(res.versions.values()), '-')}; "
+                  f"champion {aliases.get('champion', '-')}, challenger "
+                  f"{aliases.get('challenger', '-')}")
     print(f"[MO HINH] report: {report}")
 
 
 @app.command(
     argument("action", type=str),
     argument("args", nargs=-1),
+    option("--alias", default="champion", show_default=True,
+           help="promote: champion (served by the workers) or challenger."),
+    option("--reason", default="", help="promote: why (kept in the history)."),
 )
-async def models(self: object, action: str, args: tuple[str, ...]) -> None:
-    """Model registry: list [SYMBOL] | show SYMBOL ALGO VERSION | promote SYMBOL ALGO VERSION"""
-    from tinhieu.registry import ModelRegistry, ModelRegistryError
+async def models(
+    self: object, action: str, args: tuple[str, ...], alias: str, reason: str
+) -> None:
+    """Model registry: list [SYMBOL] | show SYMBOL VERSION [ALGO] | history SYMBOL |
+    promote SYMBOL VERSION [--alias challenger] [--reason TEXT] | migrate"""
+    from tinhieu.registry import ModelRegistry, ModelRegistryError, open_registry
     from tinhieu.symbols import normalize
 
-    registry = ModelRegistry(settings.models_path)
+    registry = open_registry(settings)
+    usage = (
+        "usage: models list [SYMBOL] | show SYMBOL VERSION [ALGO] | history SYMBOL | "
+        "promote SYMBOL VERSION [--alias challenger] [--reason TEXT] | migrate"
+    )
+    mlflow = not isinstance(registry, ModelRegistry)
     try:
         if action == "list":
             symbol = normalize(args[0], settings.symbols) if args else None
-            rows = registry.list(symbol)
+            rows = await _in_thread(registry.list, symbol)
             if not rows:
-                print(f"no models in {settings.models_path}")
-            for r in rows:
-                prod = "*" if r.get("production") else " "
-                metrics = r.get("metrics", {}).get("overall", r.get("metrics", {}))
-                bacc = metrics.get("balanced_accuracy") if isinstance(metrics, dict) else None
-                print(
-                    f"{prod} {r.get('symbol'):<10} {r.get('algorithm'):<4} {r.get('version')}"
-                    f"  trained {r.get('created_at', '')}"
-                    + (f"  bal.acc {bacc:.3f}" if isinstance(bacc, float) else "")
-                )
-        elif action in ("show", "promote") and len(args) == 3:
+                print(f"no models in {getattr(registry, 'root', settings.models_path)}")
+            for line in _model_rows(rows):
+                print(line)
+        elif action == "show" and len(args) in (2, 3):
             symbol = normalize(args[0], settings.symbols)
-            if action == "show":
-                print(json.dumps(registry.show(symbol, args[1], args[2]), indent=2, default=str))
+            if len(args) == 3 and not mlflow:  # the file registry's SYMBOL ALGO VERSION
+                meta = registry.show(symbol, args[1], args[2])
+            elif len(args) == 3:
+                algo, version = (args[2], args[1]) if args[1][:1] in "vV0123456789" else args[1:]
+                meta = await _in_thread(registry.show, symbol, algo, version)
             else:
-                registry.promote(symbol, args[1], args[2])
-                print(f"[MO HINH] {symbol} {args[1]} -> production {args[2]}")
+                rows = await _in_thread(registry.list, symbol)
+                meta = [r for r in rows if str(r.get("version")) in (args[1], f"v{args[1]}")]
+                if not meta:
+                    raise ModelRegistryError(f"no version {args[1]} of {symbol}; see models list")
+            print(json.dumps(meta, indent=2, default=str))
+        elif action == "history" and len(args) == 1 and mlflow:
+            symbol = normalize(args[0], settings.symbols)
+            events = await _in_thread(registry.history, symbol)
+            if not events:
+                print(f"no alias changes for {symbol} in {registry.root}")
+            for e in events:
+                verb = "->" if e.get("action") == "set" else "removed from"
+                print(f"{e['at']}  {e['alias']:<10} {verb} {e['version']:<5} "
+                      f"(was {e.get('previous') or '-'})  by {e.get('actor')} "
+                      f"({e.get('user')}): {e.get('reason') or '-'}")
+        elif action == "promote" and len(args) == 3 and not mlflow:
+            symbol = normalize(args[0], settings.symbols)
+            registry.promote(symbol, args[1], args[2])
+            print(f"[MO HINH] {symbol} {args[1]} -> production {args[2]}")
+        elif action == "promote" and len(args) == 2 and mlflow:
+            symbol = normalize(args[0], settings.symbols)
+            event = await _in_thread(registry.promote, symbol, args[1], alias=alias,
+                                     actor="manual", reason=reason)
+            print(f"[MO HINH] {symbol} {event['alias']} -> {event['version']} "
+                  f"(was {event.get('previous') or '-'}); workers follow within "
+                  f"{settings.model_check_interval_s:g} s")
+        elif action == "migrate" and mlflow:
+            files = ModelRegistry(settings.models_path)
+            report = await _in_thread(registry.migrate, files)
+            if not report:
+                print(f"no file-registry models in {settings.models_path}")
+            for r in report:
+                star = "  champion" if r["champion"] else ""
+                print(f"[MO HINH] {r['symbol']} {r['version']} <- {r['members']}: "
+                      f"{r['status']}{star}")
         else:
-            raise SystemExit(
-                "usage: models list [SYMBOL] | show SYMBOL ALGO VERSION | "
-                "promote SYMBOL ALGO VERSION"
-            )
+            raise SystemExit(usage + ("" if mlflow else
+                             " (file registry: promote SYMBOL ALGO VERSION, show SYMBOL ALGO "
+                             "VERSION; history and migrate need TINHIEU_MODEL_REGISTRY=mlflow)")
+                             )
     except (ModelRegistryError, UnknownSymbolError) as exc:
         raise SystemExit(f"[LOI] {exc}") from None
+
+
+def _model_rows(rows: list[dict]) -> list[str]:
+    """``models list``: one line per MLflow version (members together), one per file model."""
+    out, seen = [], set()
+    for r in rows:
+        if r.get("registry") == "mlflow":
+            key = (r.get("symbol"), r.get("version"))
+            if key in seen:
+                continue
+            seen.add(key)
+            algos = ",".join(x["algorithm"] for x in rows if x.get("registry") == "mlflow"
+                             and (x.get("symbol"), x.get("version")) == key)
+            aliases = ",".join(r.get("aliases") or []) or "-"
+            promo = r.get("promotion") or {}
+            out.append(f"{'*' if r.get('production') else ' '} {r.get('symbol'):<10} "
+                       f"{r.get('version'):<5} {aliases:<21} {algos:<12} trained "
+                       f"{str(r.get('created_at', ''))[:19]}  gate: "
+                       f"{'passed' if promo.get('promoted') else 'not passed'}")
+        else:
+            metrics = r.get("metrics", {}).get("overall", r.get("metrics", {}))
+            bacc = metrics.get("balanced_accuracy") if isinstance(metrics, dict) else None
+            out.append(
+                f"{'*' if r.get('production') else ' '} {r.get('symbol'):<10} "
+                f"{r.get('algorithm'):<4} {r.get('version')}  trained {r.get('created_at', '')}"
+                + (f"  bal.acc {bacc:.3f}" if isinstance(bacc, float) else "")
+                + ("  [file registry]" if r.get("registry") == "file" else "")
+            )
+    return out
 
 
 @app.command(

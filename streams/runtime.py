@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 
 from tinhieu.ensemble import parse_weights
 from tinhieu.labels import label_settings
-from tinhieu.registry import ModelRegistry
+from tinhieu.registry import open_registry
 from tinhieu.settings import Settings
 from tinhieu.signals import ModelCache
 from tinhieu.tradelog import TradeLog
@@ -53,7 +53,7 @@ class Runtime:
         self.settings = settings
         self.clock = clock  # unix seconds: the one clock of the worker (tests pass their own)
         self.models = ModelCache(
-            ModelRegistry(settings.models_path),
+            open_registry(settings),
             weights=parse_weights(settings.ensemble_weights),
             min_confidence=settings.min_confidence,
         )

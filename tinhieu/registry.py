@@ -10,6 +10,10 @@ Layout (one folder per symbol, algorithm and version; every version is kept)::
 library versions and the sha256 of the artifact. :meth:`ModelRegistry.load` refuses an
 artifact whose sha256 differs from the recorded one (joblib files are pickles: only files this
 registry wrote are ever unpickled), and a model built for another feature schema.
+
+Which registry the code uses is decided in one place, :func:`open_registry`: MLflow
+(:mod:`tinhieu.mlflow_registry`, the default) with this file registry read as its fallback,
+or this file registry alone (``TINHIEU_MODEL_REGISTRY=file``).
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ import os
 import platform
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -51,6 +55,55 @@ class LoadedModel:
     version: str
     model: Any
     metadata: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class RegistrySnapshot:
+    """What serves one symbol, read once (the answer to one poll of the registry).
+
+    ``fingerprint`` changes whenever what should be served changes; ``pinned`` maps each
+    algorithm to the version to load (None: ask ``source`` per algorithm, the file
+    registry's pointers). :meth:`tinhieu.ensemble.Ensemble.from_registry` accepts a
+    snapshot in place of a registry, so an ensemble never mixes two versions.
+    """
+
+    source: Any
+    symbol: str
+    fingerprint: str
+    aliases: Mapping[str, str]
+    pinned: Mapping[str, str] | None
+    root: Any
+
+    def production(self, symbol: str, algorithm: str) -> str | None:
+        if self.pinned is None:
+            return self.source.production(symbol, algorithm)
+        return self.pinned.get(algorithm)
+
+    def load(self, symbol: str, algorithm: str, version: str | None = None) -> LoadedModel:
+        return self.source.load(symbol, algorithm,
+                                version or self.production(symbol, algorithm))
+
+    def list(self, symbol: str | None = None) -> list[dict[str, Any]]:
+        return self.source.list(symbol)
+
+
+def open_registry(settings: Any, *, clock: Callable[[], float] = time.time) -> Any:
+    """The model registry training, the ``models`` command, the workers and the backtest use.
+
+    ``settings.model_registry``: ``mlflow`` (default): :class:`MlflowRegistry` on
+    ``settings.mlflow_tracking_uri`` (``sqlite:///<data_dir>/mlflow.db`` unless
+    ``TINHIEU_MLFLOW_URI`` names a server), artifacts in ``<data_dir>/mlartifacts``, with
+    the file registry of ``settings.models_path`` read as a fallback; ``file``: the file
+    registry alone. Cheap: MLflow is imported on first use, not here.
+    """
+    files = ModelRegistry(settings.models_path, clock=clock)
+    if getattr(settings, "model_registry", "mlflow") == "file":
+        return files
+    from tinhieu.mlflow_registry import MlflowRegistry
+
+    return MlflowRegistry(settings.mlflow_tracking_uri,
+                          artifact_root=settings.data_dir / "mlartifacts",
+                          fallback=files, clock=clock)
 
 
 def library_versions() -> dict[str, str]:
@@ -159,6 +212,30 @@ class ModelRegistry:
             tmp_dir.rmdir()
             raise
         return version
+
+    def register(self, symbol: str, members: Mapping[str, tuple[Any, Mapping[str, Any]]], *,
+                 promote: bool, evidence: Mapping[str, Any] | None = None,
+                 actor: str = "training", reason: str | None = None) -> dict[str, str]:
+        """Save every member (and promote them all when ``promote``); ``{algo: version}``.
+
+        The interface of :meth:`tinhieu.mlflow_registry.MlflowRegistry.register`; this
+        registry has no runs and no aliases, so ``evidence``, ``actor`` and ``reason`` are
+        not kept (the metadata holds the walk-forward figures and the promotion decision).
+        """
+        versions = {a: self.save(symbol, a, m, dict(meta)) for a, (m, meta) in members.items()}
+        if promote:
+            for algo, version in versions.items():
+                self.promote(symbol, algo, version)
+        return versions
+
+    def attach_files(self, symbol: str, version: str, paths: Iterable[Path],
+                     folder: str = "report") -> None:
+        """Nothing to do: the report stays where training wrote it."""
+
+    def snapshot(self, symbol: str) -> RegistrySnapshot:
+        """The production pointers' fingerprint (see :class:`RegistrySnapshot`)."""
+        return RegistrySnapshot(self, canonical(symbol), self.production_fingerprint(symbol),
+                                {}, None, self.root)
 
     def promote(self, symbol: str, algorithm: str, version: str) -> None:
         """Make ``version`` the production model of ``symbol`` + ``algorithm``."""

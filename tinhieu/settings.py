@@ -173,6 +173,12 @@ class Settings(BaseSettings):
 
     # --- ML signals -----------------------------------------------------------------
     model_dir: Path | None = Field(None, description="Model registry; default data_dir/models.")
+    model_registry: Literal["mlflow", "file"] = Field(
+        "mlflow", description="mlflow (aliases, runs; file registry read as fallback) or file."
+    )
+    mlflow_uri: str | None = Field(
+        None, description="MLflow tracking/registry URI; default sqlite:///<data_dir>/mlflow.db."
+    )
     label_horizon: int = Field(5, ge=1, le=1440, description="Candles ahead for the label.")
     label_threshold_pct: float = Field(0.25, ge=0, description="Move that counts as UP/DOWN.")
     fee_pct: float = Field(
@@ -330,6 +336,10 @@ class Settings(BaseSettings):
     @property
     def models_path(self) -> Path:
         return self.model_dir or self.data_dir / "models"
+
+    @property
+    def mlflow_tracking_uri(self) -> str:
+        return self.mlflow_uri or f"sqlite:///{(self.data_dir / 'mlflow.db').resolve()}"
 
     @property
     def trade_db_path(self) -> Path:

@@ -1,10 +1,14 @@
 """The models a worker serves: ensembles per symbol, reloaded when the registry changes.
 
 The candle path itself is :func:`tinhieu.pipeline.advance`; this module keeps the loaded
-ensembles. Loading a model reads and verifies files (joblib, sha256): the worker calls
-:meth:`ModelCache.refresh` in an executor on a timer, and the candle agent only reads
-:meth:`ModelCache.current`, a dictionary lookup, so a slow disk or a large model never stalls
-the event loop.
+ensembles. Loading a model reads and verifies files (joblib, sha256) and, with MLflow, queries
+its store: the worker calls :meth:`ModelCache.refresh` in an executor on a timer, and the
+candle agent only reads :meth:`ModelCache.current`, a dictionary lookup, so a slow disk, a
+slow MLflow import or a large model never stalls the event loop.
+
+Each poll reads the symbol's aliases once (:meth:`registry.snapshot`); when the champion
+changed, the new ensemble is built from that snapshot's versions and swapped in with one
+assignment: a candle is predicted by the old or the new version, never by a mix.
 """
 
 from __future__ import annotations
@@ -30,6 +34,12 @@ i18n.register(
             "{symbol}: no production model ({error}); signals start as soon as one is "
             "promoted, no restart needed",
         ),
+        "signals.registry_unreadable": (
+            i18n.TAGS["model"],
+            "{symbol}: không đọc được kho mô hình ({error}); giữ mô hình đang chạy, thử lại sau",
+            "{symbol}: the model registry cannot be read ({error}); keeping the loaded "
+            "models, retrying",
+        ),
         "signals.reloaded": (
             i18n.TAGS["model"],
             "{symbol}: đã nạp mô hình {version}",
@@ -40,7 +50,8 @@ i18n.register(
 
 
 class ModelCache:
-    """Ensembles per symbol, rebuilt when the registry's production pointers change.
+    """Ensembles per symbol, rebuilt when the registry's champion (or production pointers)
+    change.
 
     A symbol without models is reported once (not once per candle) and retried every
     ``check_every_s`` seconds, so a model promoted later is picked up without a restart.
@@ -48,7 +59,7 @@ class ModelCache:
 
     def __init__(
         self,
-        registry: ModelRegistry,
+        registry: ModelRegistry | Any,
         *,
         weights: Mapping[str, float] | None,
         min_confidence: float,
@@ -64,6 +75,8 @@ class ModelCache:
         self._fingerprints: dict[str, str] = {}
         self._checked: dict[str, float] = {}
         self._errors: dict[str, str] = {}
+        self._aliases: dict[str, dict[str, str]] = {}
+        self._unreadable: dict[str, str] = {}
 
     def current(self, symbol: str) -> Ensemble | None:
         """The ensemble loaded for ``symbol`` (never touches the disk)."""
@@ -90,16 +103,24 @@ class ModelCache:
         dictionary assignment, so a reader sees either the old or the new one, never a mix.
         """
         try:
-            fingerprint = self.registry.production_fingerprint(symbol)
-        except ModelRegistryError as exc:
-            fingerprint = f"error:{exc}"
+            snapshot = self.registry.snapshot(symbol)
+        except ModelRegistryError as exc:  # store unreadable now (locked, server down): keep
+            if self._unreadable.get(symbol) != str(exc):  # serving what is loaded, retry
+                i18n.log(log, logging.WARNING, "signals.registry_unreadable", symbol=symbol,
+                         error=exc)
+            self._unreadable[symbol] = str(exc)
+            if symbol not in self._ensembles:
+                self._errors[symbol] = str(exc)
+            return self._ensembles.get(symbol)
+        self._unreadable.pop(symbol, None)
+        self._aliases[symbol] = dict(snapshot.aliases)
+        fingerprint = snapshot.fingerprint
         if fingerprint == self._fingerprints.get(symbol):
             return self._ensembles.get(symbol)
         self._fingerprints[symbol] = fingerprint
         try:
-            ensemble = Ensemble.from_registry(
-                self.registry, symbol, self.weights, self.min_confidence
-            )
+            ensemble = Ensemble.from_registry(snapshot, symbol, self.weights,
+                                              self.min_confidence)
         except Exception as exc:  # a broken model file must not stop the worker
             self._ensembles.pop(symbol, None)
             why = self._why_not_promoted(symbol) or str(exc)
@@ -133,9 +154,12 @@ class ModelCache:
         )
 
     def status(self) -> dict[str, Any]:
-        """For /health: loaded model versions and why a symbol has none."""
+        """For /health: loaded model versions, each symbol's champion and challenger
+        version (MLflow aliases, as of the last poll), and why a symbol has none."""
         return {
             "loaded": {s: e.model_version for s, e in dict(self._ensembles).items()},
+            "aliases": {s: dict(a) for s, a in dict(self._aliases).items()},
             "missing": dict(self._errors),
             "feature_schema": FEATURE_SCHEMA_VERSION,
+            "registry": str(getattr(self.registry, "root", "")),
         }

@@ -56,7 +56,7 @@ from tinhieu.labels import (
     make_scheme_labels,
     spans_gap,
 )
-from tinhieu.registry import ModelRegistry
+from tinhieu.registry import ModelRegistry, open_registry
 from tinhieu.settings import Settings
 from tinhieu.symbols import canonical, normalize
 
@@ -790,6 +790,7 @@ def train_symbol(
         rows = rows[-max_train_rows:]
     X_fin, y_fin = data.X[rows], data.y[rows]
     versions: dict[str, str] = {}
+    members: dict[str, tuple[Any, dict[str, Any]]] = {}
     importances: dict[str, float] = {}
     baselines = {b: overall[b] for b in BASELINES}
     for algo, model in build_models(config).items():
@@ -818,11 +819,18 @@ def train_symbol(
             "params": _params(base),
             "config": asdict(config),
         }
-        versions[algo] = registry.save(symbol, algo, fitted, meta)
+        members[algo] = (fitted, meta)
         bar.update(1)
-    if decision["promoted"]:
-        for algo, version in versions.items():
-            registry.promote(symbol, algo, version)
+    # One registry call for the whole ensemble: one version (MLflow: one run, the gate's
+    # verdict decides the alias) or one file-registry version per member.
+    versions = registry.register(
+        symbol, members, promote=bool(decision["promoted"]), reason=decision["reason"],
+        evidence={"params": {"n_splits": n_splits, "max_train_rows": max_train_rows,
+                             "rows": n, "min_confidence": settings.min_confidence,
+                             "timeframe": settings.timeframe, "config": asdict(config)},
+                  "folds": folds, "overall": overall, "trading": trading,
+                  "calibration": calibration, "confidence_grid": confidence_grid,
+                  "signals": signals, "promotion": decision})
     if own_bar:
         bar.close()
     seconds = time.perf_counter() - started
@@ -979,6 +987,10 @@ def train(
 
         write_report(results, Path(report_path))
         i18n.log(logger, logging.INFO, "train.report", path=report_path)
+        chart = Path(report_path).with_name(f"{Path(report_path).stem}_importance.png")
+        for symbol, res in results.items():  # the report beside each symbol's run
+            registry.attach_files(symbol, next(iter(res.versions.values())),
+                                  [Path(report_path), chart])
     return results
 
 
@@ -1004,7 +1016,8 @@ def run_train_command(
     Candles come from ``data_dir`` (files such as ``BTCUSDT_1m.csv.gz``) or, when
     ``data_dir`` is None, from the exchange (``ExchangeClient.fetch_history``, paginated);
     without ``start`` the exchange history covers the last ``history_days`` days.
-    Models go to ``settings.models_path``; the report to ``report_path``.
+    Models go to :func:`tinhieu.registry.open_registry` (MLflow by default); the report to
+    ``report_path``.
     """
     start_ms, end_ms = parse_time(start), parse_time(end)
     wanted = [normalize(s, settings.symbols) for s in (symbols or settings.symbols)]
@@ -1023,7 +1036,7 @@ def run_train_command(
         for sym, df in frames.items():
             i18n.log(logger, logging.INFO, "train.data", symbol=sym, rows=len(df),
                      source=settings.exchange_id)
-    registry = ModelRegistry(settings.models_path, clock=clock)
+    registry = open_registry(settings, clock=clock)
     return train(frames, settings, registry, report_path=report_path, n_splits=n_splits,
                  promote=promote, progress=progress, max_train_rows=max_train_rows,
                  config=config)

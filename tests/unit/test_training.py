@@ -13,7 +13,7 @@ from tinhieu.data import load_candles, parse_time
 from tinhieu.ensemble import ALGORITHMS, Ensemble
 from tinhieu.features import FEATURE_SCHEMA_VERSION
 from tinhieu.labels import make_labels
-from tinhieu.registry import ModelRegistry
+from tinhieu.registry import ModelRegistry, open_registry
 from tinhieu.settings import load_settings
 from tinhieu.training import (
     QUICK,
@@ -262,7 +262,7 @@ def test_run_train_command_from_csv(tmp_path: Path) -> None:
     assert list(results) == ["ETH/USDT"]
     assert (tmp_path / "r.md").exists()
     res = results["ETH/USDT"]
-    production = ModelRegistry(settings.models_path).production("ETH/USDT", "rf")
+    production = open_registry(settings).production("ETH/USDT", "rf")  # MLflow by default
     assert production == (res.versions["rf"] if res.promoted else None)
 
 

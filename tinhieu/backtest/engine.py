@@ -653,9 +653,9 @@ def run_backtest_command(
     from tinhieu.symbols import normalize
 
     if registry is None:
-        from tinhieu.registry import ModelRegistry
+        from tinhieu.registry import open_registry
 
-        registry = ModelRegistry(settings.models_path)
+        registry = open_registry(settings)
     chosen = [normalize(s, settings.symbols) for s in (symbols or settings.symbols)]
     start_ms, end_ms = parse_time(start), parse_time(end)
     # from the file's first candle: run_backtest warms up on the WARMUP candles before start_ms
