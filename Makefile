@@ -7,6 +7,7 @@ PYTHON ?= $(shell for p in python3.12 $$(pyenv root 2>/dev/null)/versions/3.12*/
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+WEB_STAMP := web/node_modules/.installed
 
 .PHONY: run test test-fast chaos bench lint kafka clean help
 
@@ -26,10 +27,16 @@ $(STAMP): $(BIN)/python setup.cfg pyproject.toml constraints.txt
 	$(BIN)/python -m pip install -q -c constraints.txt -e '.[test]' --config-settings editable_mode=compat
 	@touch $(STAMP)
 
-run: $(STAMP)
+# The dashboard's JavaScript libraries (web/package-lock.json): again when the lockfile
+# changes. Without npm the worker still runs and the page at / says what to install.
+$(WEB_STAMP): web/package.json web/package-lock.json
+	@if command -v npm >/dev/null 2>&1; then npm ci --prefix web --no-audit --no-fund && touch $(WEB_STAMP); \
+	else echo "[CANH BAO] npm not found: the dashboard needs 'npm ci --prefix web' (Node.js 18+)"; fi
+
+run: $(STAMP) $(WEB_STAMP)
 	$(BIN)/python -m tinhieu.run
 
-test: $(STAMP)
+test: $(STAMP) $(WEB_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q -ra
 
@@ -49,4 +56,4 @@ kafka: $(STAMP)
 	$(BIN)/python -m tinhieu.kafka_embedded run
 
 clean:
-	rm -rf $(VENV) var .pytest_cache
+	rm -rf $(VENV) var .pytest_cache web/node_modules

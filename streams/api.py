@@ -29,11 +29,12 @@ from tinhieu.candles import window_json
 from tinhieu.symbols import url_form
 from tinhieu.webapi import (
     MAX_BODY_BYTES,
+    SESSION_COOKIE,
     ApiError,
     page_body,
     parse_page_query,
     parse_symbol,
-    token_ok,
+    request_authorized,
 )
 
 API = "/api/v1"
@@ -47,6 +48,13 @@ def _error_json(exc: ApiError) -> aioweb.Response:
     if exc.status == 405:
         headers = {"Allow": "GET"}
     return aioweb.json_response(exc.body(), status=exc.status, headers=headers)
+
+
+def _authorized(request: aioweb.Request) -> bool:
+    """The bearer header, or the dashboard's session cookie (streams/dashboard.py)."""
+    return request_authorized(
+        request.headers.get("Authorization"), request.cookies.get(SESSION_COOKIE), _TOKEN
+    )
 
 
 def _check(request: aioweb.Request) -> None:
@@ -64,7 +72,7 @@ def _check(request: aioweb.Request) -> None:
         raise ApiError(
             405, "method_not_allowed", f"{request.method} is not allowed: the API is GET only"
         )
-    if not token_ok(request.headers.get("Authorization"), _TOKEN):
+    if not _authorized(request):
         raise ApiError(
             401,
             "unauthorized",
@@ -81,8 +89,8 @@ async def api_guard(
         # The table views of streams/views.py answer the same data as the API: with a
         # token set they need it too. /health and /metrics stay open for load balancers
         # and Prometheus (they show no book).
-        if _TOKEN is not None and request.path.startswith(GUARDED_VIEWS) and not token_ok(
-            request.headers.get("Authorization"), _TOKEN
+        if _TOKEN is not None and request.path.startswith(GUARDED_VIEWS) and not _authorized(
+            request
         ):
             return _error_json(
                 ApiError(401, "unauthorized",
@@ -236,6 +244,8 @@ class PositionsApi(View):
     async def get(self, request: Request) -> Response:
         here = str(app.conf.canonical_url).rstrip("/")
         auth = request.headers.get("Authorization")
+        if auth is None and _TOKEN is not None:  # the dashboard's cookie was checked already
+            auth = f"Bearer {_TOKEN}"
         headers = {"Authorization": auth} if auth else {}
 
         async def one(symbol: str) -> tuple[str, Any, str | None]:

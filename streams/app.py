@@ -85,6 +85,7 @@ from agents import ingest as _ingest  # noqa: E402,F401
 from agents import news as _news  # noqa: E402,F401
 from streams import api as _api  # noqa: E402,F401
 from streams import commands as _commands  # noqa: E402,F401
+from streams import dashboard as _dashboard  # noqa: E402,F401
 from streams import metrics as _metrics  # noqa: E402,F401
 from streams import news_commands as _news_commands  # noqa: E402,F401
 from streams import stream_views as _stream_views  # noqa: E402,F401

@@ -167,6 +167,32 @@ def token_ok(authorization: str | None, token: str | None) -> bool:
     return hmac.compare_digest(given.strip().encode(), token.encode())
 
 
+SESSION_COOKIE = "tinhieu_session"
+
+
+def session_value(token: str) -> str:
+    """The dashboard cookie's value for ``token``: an HMAC of the token, so the cookie never
+    carries the token itself (a leaked cookie does not reveal it; changing the token ends
+    every session)."""
+    return hmac.new(token.encode(), b"tinhieu dashboard session v1", "sha256").hexdigest()
+
+
+def session_ok(cookie: str | None, token: str | None) -> bool:
+    """Does the dashboard cookie match ``token``? (Always, with no token.) Constant time."""
+    if token is None:
+        return True
+    if not cookie:
+        return False
+    return hmac.compare_digest(cookie.strip().encode(), session_value(token).encode())
+
+
+def request_authorized(
+    authorization: str | None, cookie: str | None, token: str | None
+) -> bool:
+    """A request carries the token as ``Authorization: Bearer`` or the dashboard cookie."""
+    return token_ok(authorization, token) or session_ok(cookie, token)
+
+
 def page_body(key: str, rows: list[dict[str, Any]], total: int, query: PageQuery) -> dict[str, Any]:
     """The JSON of a page: the rows under ``key`` and what is needed to ask for the next."""
     next_offset = query.offset + len(rows)
