@@ -88,6 +88,10 @@ def _chromium() -> tuple[str, str]:
 
 @pytest.fixture(scope="module")
 def chromium_paths() -> tuple[str, str]:
+    library = ROOT / "web" / "node_modules" / "lightweight-charts" / "package.json"
+    if not library.exists():
+        pytest.skip("web/node_modules is missing: run 'npm ci --prefix web' (make test does; "
+                    "it needs Node.js and npm)")
     return _chromium()
 
 
