@@ -503,7 +503,10 @@ function showNotice(text) {
 }
 
 function connect(attempt = 0) {
-  if (!('WebSocket' in window) || attempt >= 2 && streamKind === null) { connectSSE(); return; }
+  if (typeof window.WebSocket !== 'function' || (attempt >= 2 && streamKind === null)) {
+    connectSSE();
+    return;
+  }
   const url = `${window.location.protocol === 'https:' ? 'wss' : 'ws'}://${window.location.host}${API}/ws`;
   const ws = new WebSocket(url);
   let opened = false;

@@ -3,8 +3,9 @@
 the login form (wrong token: 401 and the form again; right token: an HttpOnly SameSite
 cookie), every symbol charted, a new signal and a new fill shown without a reload, an alert
 message shown in the alerts panel, the language switch (remembered), no console errors, a
-390 px wide phone screen without horizontal scrolling, and the load time (Navigation
-Timing). The static file rules are checked over HTTP on the same worker.
+390 px wide phone screen without horizontal scrolling, the SSE fallback without WebSocket,
+and the load time (Navigation Timing). The static file rules are checked over HTTP on the
+same worker.
 
 Chromium and its driver come from Debian (``chromium``, ``chromium-driver``): installed
 here with apt-get when missing and running as root, else the browser tests are skipped with
@@ -41,6 +42,7 @@ TRAIN = ("2021-04-14", "2021-04-17")
 # these quick models: fills at 05:00-09:00 and at 09:21, 09:35, ... 11:34 stop loss).
 PART1 = ("2021-04-18T00:00", "2021-04-18T09:00")
 PART2 = ("2021-04-18T09:00", "2021-04-18T12:00")
+PART3 = ("2021-04-18T12:00", "2021-04-18T12:30")  # followed over SSE
 MIN_CONFIDENCE = 0.40
 WEIGHTS = "rf=1,svm=1,lr=1"
 LOAD_BUDGET_MS = 1000
@@ -351,5 +353,18 @@ def test_dashboard_in_a_browser(browser, worker, env, data_1m) -> None:
     finally:
         driver.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
 
+    errors = console_errors(driver)
+    assert not errors, errors
+
+    # Without WebSocket (an old proxy, a browser policy) the page follows SSE instead.
+    driver.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument",
+                           {"source": "delete window.WebSocket;"})
+    driver.refresh()
+    wait_js(driver, "return document.getElementById('conn').dataset.state === 'sse'", 20,
+            "the SSE fallback")
+    wait_js(driver, "return document.body.dataset.ready === '1'", 20, "the page's data")
+    assert "replayed 150 candles of 5 symbol(s)" in replay(env, data_1m, PART3)
+    wait_js(driver, "return document.querySelector(arguments[0]).textContent.includes('12:29')",
+            30, "the last candle of part 3 over SSE", f"{btc} .signal-line")
     errors = console_errors(driver)
     assert not errors, errors
