@@ -24,7 +24,7 @@ $(BIN)/python:
 	$(BIN)/python -m pip install -q --upgrade pip
 
 $(STAMP): $(BIN)/python setup.cfg pyproject.toml constraints.txt
-	$(BIN)/python -m pip install -q -c constraints.txt -e '.[test]' --config-settings editable_mode=compat
+	$(BIN)/python -m pip install -q -c constraints.txt -e '.[test,deep]' --config-settings editable_mode=compat
 	@touch $(STAMP)
 
 # The dashboard's JavaScript libraries (web/package-lock.json): again when the lockfile

@@ -43,6 +43,9 @@ from tinhieu.labels import ACTIONS, CLASSES, DOWN, NEUTRAL, UP
 from tinhieu.registry import LoadedModel, ModelRegistry, ModelRegistryError
 
 ALGORITHMS: tuple[str, ...] = ("rf", "svm", "lr")
+OPTIONAL_ALGORITHMS: tuple[str, ...] = ("lstm",)
+"""Served only when its extra is installed (``pip install -e .[deep]``) and the symbol has a
+production model of it; it reads the last rows, not one (:mod:`tinhieu.deep`)."""
 _NEUTRAL_COL = CLASSES.index(NEUTRAL)
 _BUY_COL = CLASSES.index(UP)
 _SELL_COL = CLASSES.index(DOWN)
@@ -96,10 +99,10 @@ def parse_weights(text: str | None) -> dict[str, float] | None:
             continue
         name, sep, value = part.partition("=")
         name = name.strip().lower()
-        if not sep or name not in ALGORITHMS:
+        if not sep or name not in (*ALGORITHMS, *OPTIONAL_ALGORITHMS):
             raise ValueError(
                 f"ensemble_weights: bad item {part.strip()!r}; use e.g. 'rf=1,svm=1,lr=1' with "
-                f"models {', '.join(ALGORITHMS)}"
+                f"models {', '.join((*ALGORITHMS, *OPTIONAL_ALGORITHMS))}"
             )
         try:
             number = float(value)
@@ -505,11 +508,23 @@ class Member:
     model: Any
 
 
+def sequence_length(model: Any) -> int:
+    """Feature rows one prediction of ``model`` reads (1; the LSTM: its window length)."""
+    return int(getattr(model, "sequence_length", 1) or 1)
+
+
 class Ensemble:
     """Weighted soft vote of the production models of one symbol.
 
     Build it with :meth:`from_registry`; rebuild it when
     ``registry.production_fingerprint(symbol)`` changes (hot reload).
+
+    Rows passed to :meth:`predict_many` (and ``member_probas``, ``actions``) are consecutive
+    feature rows, oldest first. A sequence member (the LSTM) reads, for each row, that row
+    and the ones before it: from ``X`` itself and, for the first rows, from ``history`` (the
+    last ``context_rows`` rows before ``X``; the live pipeline keeps them in the symbol's
+    record, the backtest passes the preceding chunk's tail). Without history the oldest row
+    is repeated (:mod:`tinhieu.deep.sequences`).
     """
 
     def __init__(
@@ -539,6 +554,8 @@ class Ensemble:
         self.model_version = ",".join(f"{m.algorithm}:{m.version}" for m in self.members)
         self._n_model = len(MODEL_FEATURES)
         self._n_full = len(FEATURE_NAMES)
+        self.context_rows = max(sequence_length(m.model) for m in self.members) - 1
+        """Rows before ``X`` a sequence member reads (0: every member reads one row)."""
 
     @classmethod
     def from_registry(
@@ -571,7 +588,12 @@ class Ensemble:
         """
         loaded: list[LoadedModel] = []
         missing = []
-        for algo in ALGORITHMS:
+        optional = [a for a in OPTIONAL_ALGORITHMS if registry.production(symbol, a) is not None]
+        if optional:
+            from tinhieu.deep import available
+
+            optional = optional if available() else []  # no extra: rf/svm/lr as before
+        for algo in (*ALGORITHMS, *optional):
             if registry.production(symbol, algo) is None:
                 missing.append(algo)
                 continue
@@ -630,13 +652,27 @@ class Ensemble:
             )
         return X
 
-    def member_probas(self, X: np.ndarray) -> np.ndarray:
-        """Each member's class probabilities: shape (n_models, n_rows, 3)."""
-        Xm = self._model_matrix(X)
-        return np.stack([m.fast.predict_proba(Xm) for m in self.members])
+    def member_probas(self, X: np.ndarray, history: np.ndarray | None = None) -> np.ndarray:
+        """Each member's class probabilities: shape (n_models, n_rows, 3).
 
-    def _predictions(self, X: np.ndarray) -> list[Prediction]:
-        probas = self.member_probas(X)
+        ``history``: feature rows just before ``X`` (only sequence members read them)."""
+        Xm = self._model_matrix(X)
+        out = []
+        for m in self.members:
+            length = sequence_length(m.model)
+            if length == 1:
+                out.append(m.fast.predict_proba(Xm))
+                continue
+            from tinhieu.deep.sequences import serving_windows
+
+            past = None
+            if history is not None and len(history):
+                past = self._model_matrix(np.asarray(history, dtype=np.float64)[-(length - 1):])
+            out.append(m.fast.predict_proba(serving_windows(past, Xm, length)))
+        return np.stack(out)
+
+    def _predictions(self, X: np.ndarray, history: np.ndarray | None = None) -> list[Prediction]:
+        probas = self.member_probas(X, history)
         cols, conf, weighted = combine(probas, self.weights, self.min_confidence,
                                        self.buy_threshold)
         own_cols = probas.argmax(axis=2)
@@ -664,8 +700,9 @@ class Ensemble:
             )
         return out
 
-    def predict(self, features: np.ndarray) -> Prediction:
-        """Verdict for one feature row (``FEATURE_NAMES`` or ``MODEL_FEATURES`` order).
+    def predict(self, features: np.ndarray, history: np.ndarray | None = None) -> Prediction:
+        """Verdict for one feature row (``FEATURE_NAMES`` or ``MODEL_FEATURES`` order);
+        ``history``: the rows before it (sequence members).
 
         Raises
         ------
@@ -673,20 +710,22 @@ class Ensemble:
             Wrong length, or a feature is NaN/inf (the candle gets no signal).
         """
         row = np.asarray(features, dtype=np.float64).reshape(1, -1)
-        return self._predictions(row)[0]
+        return self._predictions(row, history)[0]
 
-    def predict_many(self, X: np.ndarray) -> list[Prediction]:
-        """Verdicts for many rows; the same as :meth:`predict` row by row."""
-        return self._predictions(X)
+    def predict_many(self, X: np.ndarray, history: np.ndarray | None = None) -> list[Prediction]:
+        """Verdicts for many consecutive rows; the same as :meth:`predict` row by row (each
+        with the rows before it as ``history``)."""
+        return self._predictions(X, history)
 
-    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+    def predict_proba(self, X: np.ndarray, history: np.ndarray | None = None) -> np.ndarray:
         """Weighted ensemble probabilities (n_rows, 3) in (SELL, NEUTRAL, BUY) order."""
-        return combine(self.member_probas(X), self.weights, self.min_confidence,
+        return combine(self.member_probas(X, history), self.weights, self.min_confidence,
                        self.buy_threshold)[2]
 
-    def actions(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def actions(self, X: np.ndarray,
+                history: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Action column (``CLASSES`` order) and confidence per row: the rule of
         :meth:`predict_many` without building vote objects (backtests, evaluation)."""
-        cols, conf, _ = combine(self.member_probas(X), self.weights, self.min_confidence,
-                                self.buy_threshold)
+        cols, conf, _ = combine(self.member_probas(X, history), self.weights,
+                                self.min_confidence, self.buy_threshold)
         return cols, conf

@@ -8,7 +8,8 @@ per candle) to the ``symbol_to_window`` table::
      "features": {...} | None, # tinhieu.features.FeatureState.to_dict()
      "signal": {...} | None,   # the Signal of the newest candle (what the views show)
      "book": {...},            # tinhieu.broker state: cash, position, levels, last candle
-     "outcomes": {...}}        # tinhieu.outcomes: verdicts whose label is not known yet
+     "outcomes": {...},        # tinhieu.outcomes: verdicts whose label is not known yet
+     "history": {...}}         # only with a sequence model (LSTM): its last feature rows
 
 The window, the incremental indicators, the newest signal and the broker's book sit in one
 value, so they can never disagree after a crash (each changelog message carries them all).
@@ -192,7 +193,7 @@ def advance(
         fresh.append((candle, features.update(candle.bar)))
 
     began = perf_clock()
-    verdicts = _verdicts(ensemble, [row for _, row in fresh], out)
+    verdicts = _verdicts(ensemble, [row for _, row in fresh], out, rec)
     per_candle_ms = (perf_clock() - began) * 1000.0 / max(1, len(fresh))
     out.predict_ms = per_candle_ms * len(fresh)
     now = clock()
@@ -235,9 +236,13 @@ def advance(
 
 
 def _verdicts(
-    ensemble: EnsembleLike | None, rows: list[np.ndarray | None], out: Advanced
+    ensemble: EnsembleLike | None, rows: list[np.ndarray | None], out: Advanced,
+    record: dict[str, Any],
 ) -> list[Any]:
-    """A Prediction per row, or the reason (str) there is none."""
+    """A Prediction per row, or the reason (str) there is none.
+
+    A sequence model (``ensemble.context_rows`` > 0: the LSTM) also reads the usable rows
+    before these; the last ``context_rows`` of them travel in ``record["history"]``."""
     if ensemble is None:  # the reason that matters most to a user: no model at all
         return [NO_MODEL] * len(rows)
     verdicts: list[Any] = [WARMING_UP] * len(rows)
@@ -251,8 +256,19 @@ def _verdicts(
             verdicts[i] = NOT_FINITE
     if not usable:
         return verdicts
+    X = np.vstack([rows[i] for i in usable])
+    context = int(getattr(ensemble, "context_rows", 0) or 0)
     try:
-        predictions = ensemble.predict_many(np.vstack([rows[i] for i in usable]))
+        if context:
+            from tinhieu.deep.sequences import decode_rows, encode_rows
+
+            past = decode_rows(record.get("history"))
+            kept = X[:, MODEL_COLUMNS] if past is None else np.vstack([past, X[:, MODEL_COLUMNS]])
+            record["history"] = encode_rows(kept[-context:])
+            predictions = ensemble.predict_many(X, history=past)
+        else:
+            record.pop("history", None)
+            predictions = ensemble.predict_many(X)
     except Exception as exc:  # a broken model must not stop the book: NEUTRAL, said why
         out.model_error = f"{type(exc).__name__}: {exc}"
         for i in usable:

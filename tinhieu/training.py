@@ -165,8 +165,10 @@ class TrainResult:
 
 
 # --- models -------------------------------------------------------------------------------------
-def build_models(config: ModelConfig) -> dict[str, Any]:
-    """Fresh, unfitted scikit-learn models, keyed by algorithm (rf, svm, lr).
+def build_models(config: ModelConfig,
+                 algorithms: Sequence[str] = ALGORITHMS) -> dict[str, Any]:
+    """Fresh, unfitted scikit-learn models, keyed by algorithm (rf, svm, lr); ``lstm`` (the
+    optional ``deep`` extra) is its :class:`tinhieu.deep.forward.LstmConfig`.
 
     With ``config.calibrate`` the SVM is a bare linear SVM (its decision values are
     calibrated later by :class:`CalibratedModel`); without, it carries scikit-learn's own
@@ -182,7 +184,7 @@ def build_models(config: ModelConfig) -> dict[str, Any]:
     cw = config.class_weight
     svc = LinearSVC(C=config.svm_c, dual="auto", max_iter=5000, random_state=config.seed,
                     class_weight=cw)
-    return {
+    models: dict[str, Any] = {
         "rf": RandomForestClassifier(
             n_estimators=config.rf_trees,
             max_depth=config.rf_max_depth,
@@ -206,6 +208,44 @@ def build_models(config: ModelConfig) -> dict[str, Any]:
                                        max_iter=config.lr_max_iter, class_weight=cw)),
         ]),
     }
+    if "lstm" in algorithms:
+        from tinhieu.deep.forward import lstm_config
+
+        models["lstm"] = lstm_config(config)
+    return {a: models[a] for a in algorithms}
+
+
+def training_algorithms(settings: Settings) -> tuple[str, ...]:
+    """The ``algorithms`` setting as a tuple; ``lstm`` only with the ``deep`` extra.
+
+    Raises
+    ------
+    TrainingError
+        ``lstm`` asked for without Keras/JAX installed (the message names the install).
+    """
+    algos = tuple(dict.fromkeys(
+        a.strip() for a in str(getattr(settings, "algorithms", "rf,svm,lr")).split(",")
+        if a.strip()))
+    if "lstm" in algos:
+        from tinhieu.deep import DeepUnavailable, require
+
+        try:
+            require("algorithms=...lstm")
+        except DeepUnavailable as exc:
+            raise TrainingError(str(exc)) from None
+    return algos
+
+
+def model_inputs(data: Dataset, algorithms: Sequence[str]) -> dict[str, Any]:
+    """What each model reads for the usable rows: the feature rows, or for ``lstm`` the
+    windows of the last ``SEQUENCE_LENGTH`` rows up to each (``tinhieu.deep.sequences``)."""
+    inputs: dict[str, Any] = {a: data.X for a in algorithms}
+    if "lstm" in algorithms:
+        from tinhieu.deep import SEQUENCE_LENGTH
+        from tinhieu.deep.sequences import training_sequences
+
+        inputs["lstm"] = training_sequences(data.features, data.rows, SEQUENCE_LENGTH)
+    return inputs
 
 
 def _fit_base(algo: str, model: Any, X: np.ndarray, y: np.ndarray, config: ModelConfig) -> Any:
@@ -241,6 +281,10 @@ def fit_model(algo: str, model: Any, X: np.ndarray, y: np.ndarray, config: Model
 
     Only ``X, y`` are seen: the caller passes a training set, never a test fold.
     """
+    if algo == "lstm":  # the deep extra: X are windows, ``model`` its LstmConfig
+        from tinhieu.deep.keras_model import fit_lstm
+
+        return fit_lstm(X, y, model, span)
     if not config.calibrate:
         return _fit_base(algo, model, X, y, config)
     fit_rows, cal_rows = calibration_split(X.shape[0], span, config.calibration_share)
@@ -333,11 +377,11 @@ def _skill(ll_model: float, ll_majority: float) -> float:
 
 def _weights_from(logloss: Mapping[str, list[float]], majority: list[float]) -> dict[str, float]:
     if not majority:
-        return {a: 1.0 for a in ALGORITHMS}
+        return {a: 1.0 for a in logloss}
     maj = float(np.mean(majority))
-    w = {a: _skill(float(np.mean(logloss[a])), maj) for a in ALGORITHMS}
+    w = {a: _skill(float(np.mean(logloss[a])), maj) for a in logloss}
     if not any(v > 0 for v in w.values()):
-        return {a: 1.0 for a in ALGORITHMS}
+        return {a: 1.0 for a in logloss}
     return w
 
 
@@ -461,6 +505,8 @@ class Dataset:
     labels: Labels | None = None
     span: int = 0
     """Candles after ``t`` a label looks at: the purge between train and test."""
+    features: np.ndarray | None = None
+    """Model features of every candle (the LSTM's windows read the rows before ``t``)."""
 
 
 def prepare_dataset(df: pd.DataFrame, settings: Settings,
@@ -482,7 +528,7 @@ def prepare_dataset(df: pd.DataFrame, settings: Settings,
     complete = np.isfinite(X).all(axis=1) & ~np.isnan(y) & ~np.isnan(prev)
     valid = complete & ~gap
     return Dataset(X[valid], y[valid].astype(int), prev[valid].astype(int), ts[valid],
-                   int((complete & gap).sum()), np.nonzero(valid)[0], labels, span)
+                   int((complete & gap).sum()), np.nonzero(valid)[0], labels, span, X)
 
 
 # --- training -----------------------------------------------------------------------------------
@@ -629,9 +675,11 @@ def train_symbol(
         )
     break_even = _break_even(data, params)
     params["break_even"] = break_even
+    algos = training_algorithms(settings)
+    inputs = model_inputs(data, algos)
     i18n.log(logger, logging.INFO, "train.start", symbol=symbol, rows=n, folds=n_splits,
              start=_iso(data.ts[0]), end=_iso(data.ts[-1]))
-    bar = _progress_bar(progress, total=(n_splits + 1) * len(ALGORITHMS), desc=symbol)
+    bar = _progress_bar(progress, total=(n_splits + 1) * len(algos), desc=symbol)
     own_bar = bar is not progress
 
     from sklearn.model_selection import TimeSeriesSplit
@@ -653,22 +701,23 @@ def train_symbol(
     pooled_cols: list[np.ndarray] = []
     curves: dict[str, list[dict[str, Any]]] = {name: [] for name in STRATEGIES}
     grid_curves: dict[float, list[dict[str, Any]]] = {m: [] for m in MIN_CONFIDENCE_GRID}
-    ll_hist: dict[str, list[float]] = {a: [] for a in ALGORITHMS}
+    ll_hist: dict[str, list[float]] = {a: [] for a in algos}
     maj_hist: list[float] = []
     for k, (tr, te) in enumerate(splitter.split(data.X)):
         if max_train_rows is not None and tr.shape[0] > max_train_rows:
             tr = tr[-max_train_rows:]
-        Xtr, ytr, Xte, yte = data.X[tr], data.y[tr], data.X[te], data.y[te]
+        ytr, yte = data.y[tr], data.y[te]
         probas: dict[str, np.ndarray] = {}
         preds: dict[str, np.ndarray] = {}
         raw: dict[str, np.ndarray] = {}
         if np.unique(ytr).shape[0] < 2:
-            for algo in ALGORITHMS:  # nothing to learn: the models say what the majority says
+            for algo in algos:  # nothing to learn: the models say what the majority says
                 preds[algo], probas[algo] = majority_baseline(ytr, yte.shape[0])
                 raw[algo] = probas[algo]
                 bar.update(1)
         else:
-            for algo, model in build_models(config).items():
+            for algo, model in build_models(config, algos).items():
+                Xtr, Xte = inputs[algo][tr], inputs[algo][te]
                 fitted = fit_model(algo, model, Xtr, ytr, config, span)
                 probas[algo] = compile_model(fitted).predict_proba(Xte)
                 raw[algo] = (fitted.uncalibrated_proba(Xte) if isinstance(fitted, CalibratedModel)
@@ -676,8 +725,8 @@ def train_symbol(
                 preds[algo] = np.array(CLASSES)[probas[algo].argmax(axis=1)].astype(float)
                 bar.update(1)
         weights = _weights_from(ll_hist, maj_hist)
-        stack = np.stack([probas[a] for a in ALGORITHMS])
-        w = np.array([weights[a] for a in ALGORITHMS])
+        stack = np.stack([probas[a] for a in algos])
+        w = np.array([weights[a] for a in algos])
         _, _, ens_p = combine(stack, w, 0.0)
         cols, conf, _ = combine(stack, w, settings.min_confidence, break_even)
         probas["ensemble"] = ens_p
@@ -737,14 +786,14 @@ def train_symbol(
             "calibration_window": _calibration_window(data.ts[tr], span, config),
             "metrics": {
                 name: classification_metrics(yte, preds[name], probas[name])
-                for name in (*ALGORITHMS, "ensemble", *BASELINES)
+                for name in (*algos, "ensemble", *BASELINES)
             },
             "signals": _signal_stats(yte, cols),
             "trading": {name: trading_metrics([fold_curves[name]], tf_ms)
                         for name in STRATEGIES},
         }
         folds.append(fold)
-        for algo in ALGORITHMS:
+        for algo in algos:
             ll_hist[algo].append(fold["metrics"][algo]["log_loss"])
         maj_hist.append(fold["metrics"]["majority"]["log_loss"])
         for name in probas:
@@ -763,7 +812,7 @@ def train_symbol(
         for name in pooled
     }
     calibration = {}
-    for name in (*ALGORITHMS, "ensemble", "majority"):
+    for name in (*algos, "ensemble", "majority"):
         p_all = np.concatenate(pooled[name])
         raw_all = np.concatenate(pooled_raw.get(name, pooled[name]))
         onehot_buy = (y_all == CLASSES[2]).astype(np.float64)
@@ -788,13 +837,13 @@ def train_symbol(
     rows = np.arange(n)
     if max_train_rows is not None and n > max_train_rows:
         rows = rows[-max_train_rows:]
-    X_fin, y_fin = data.X[rows], data.y[rows]
+    y_fin = data.y[rows]
     versions: dict[str, str] = {}
     members: dict[str, tuple[Any, dict[str, Any]]] = {}
     importances: dict[str, float] = {}
     baselines = {b: overall[b] for b in BASELINES}
-    for algo, model in build_models(config).items():
-        fitted = fit_model(algo, model, X_fin, y_fin, config, span)
+    for algo, model in build_models(config, algos).items():
+        fitted = fit_model(algo, model, inputs[algo][rows], y_fin, config, span)
         base = fitted.base if isinstance(fitted, CalibratedModel) else fitted
         if algo == "rf":
             importances = {
@@ -889,11 +938,12 @@ def evaluate_out_of_sample(
     first = int(np.searchsorted(ts, start_ms))
     X = compute_features(df)[list(MODEL_FEATURES)].to_numpy(np.float64)
     ok = np.isfinite(X).all(axis=1)
+    before = np.flatnonzero(ok[:first])  # what a sequence model's first windows read
     ok[:first] = False
     idx = np.nonzero(ok)[0]
     if idx.size == 0:
         raise TrainingError(f"{symbol}: no complete feature row after {_iso(start_ms)}")
-    probas = ens.member_probas(X[idx])
+    probas = ens.member_probas(X[idx], history=X[before[-ens.context_rows:]])
     cols, conf, weighted = combine(probas, ens.weights, ens.min_confidence, ens.buy_threshold)
     window = df.iloc[first:]
     acts: list[str | None] = [None] * len(window)

@@ -231,7 +231,8 @@ class StoredPrediction(NamedTuple):
     model_version: str
 
 
-def _predict_rows(predictor: Predictor, X: np.ndarray) -> Sequence[PredictionLike]:
+def _predict_rows(predictor: Predictor, X: np.ndarray,
+                  history: np.ndarray | None = None) -> Sequence[PredictionLike]:
     """``predict_many``, or for an :class:`~tinhieu.ensemble.Ensemble` the same rule without
     building per-row vote objects: ``combine(member_probas(X))``, exactly what ``predict_many``
     computes before it wraps each row (about 5x faster on 100k rows)."""
@@ -240,7 +241,7 @@ def _predict_rows(predictor: Predictor, X: np.ndarray) -> Sequence[PredictionLik
 
     if not isinstance(predictor, Ensemble):
         return list(predictor.predict_many(X))
-    cols, conf, _ = combine(predictor.member_probas(X), predictor.weights,
+    cols, conf, _ = combine(predictor.member_probas(X, history), predictor.weights,
                             predictor.min_confidence, predictor.buy_threshold)
     names = [ACTIONS[c] for c in CLASSES]
     version = predictor.model_version
@@ -272,7 +273,10 @@ def predict_signals(
     rows = np.flatnonzero(usable)
     for lo in range(0, len(rows), chunk):
         part = rows[lo : lo + chunk]
-        out = _predict_rows(predictor, X[part])
+        # a sequence member (LSTM) reads the rows before the chunk, as live reads its record
+        context = int(getattr(predictor, "context_rows", 0) or 0)
+        past = X[rows[max(0, lo - context):lo]] if context and lo else None
+        out = _predict_rows(predictor, X[part], past)
         if len(out) != len(part):
             raise BacktestError(
                 f"predict_many returned {len(out)} predictions for {len(part)} rows"
