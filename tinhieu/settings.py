@@ -230,14 +230,84 @@ class Settings(BaseSettings):
         le=100_000,
         description="Walk-forward round trips the gated strategy needs before train promotes.",
     )
+    # --- monitoring (docs/MONITORING.md) ----------------------------------------------
+    monitor_windows_s: Annotated[tuple[int, ...], NoDecode] = Field(
+        (86_400, 604_800),
+        description="Windows of the rolling live quality, seconds, comma-separated (default "
+        "1 day and 7 days); each at most 604800 (the 7 days the quality buckets keep).",
+    )
+    drift_window: int = Field(
+        1440,
+        ge=60,
+        le=100_000,
+        description="Candles in the rolling window the drift monitor compares with the "
+        "training data (1440: one day of 1-minute candles).",
+    )
+    drift_psi_threshold: float = Field(
+        0.25,
+        gt=0,
+        le=10,
+        description="PSI over which a feature may drift; a feature whose training days "
+        "already moved more uses that larger figure (docs/MONITORING.md, Drift).",
+    )
+    drift_ks_pvalue: float = Field(
+        0.001,
+        gt=0,
+        lt=1,
+        description="KS p-value under which a PSI candidate is confirmed as drifting.",
+    )
+    drift_min_features: int = Field(
+        10,
+        ge=1,
+        le=1000,
+        description="Features that must drift together for feature_drift (measured: 10 of "
+        "the 36 keeps stable periods quiet and still catches a crash).",
+    )
+    drift_prediction_psi_threshold: float = Field(
+        0.25,
+        gt=0,
+        le=10,
+        description="PSI of the BUY/NEUTRAL/SELL shares in the drift window against training "
+        "over which prediction_drift is raised.",
+    )
+    drift_adwin_delta: float = Field(
+        0.002,
+        gt=0,
+        lt=1,
+        description="ADWIN confidence on the stream of outcome errors (smaller: fewer false "
+        "changes, later detection).",
+    )
+    drift_check_every: int = Field(
+        60,
+        ge=1,
+        le=100_000,
+        description="Candles between two drift checks (PSI, then KS of the candidates); at "
+        "most drift_window.",
+    )
+    alert_clear_after: int = Field(
+        3,
+        ge=1,
+        le=1000,
+        description="Consecutive checks without the condition before an alert is cleared.",
+    )
+    losing_streak_max: int = Field(
+        5, ge=1, le=1000, description="Losing round trips in a row that raise losing_streak."
+    )
+    accuracy_drop_pct: float = Field(
+        10.0,
+        ge=0,
+        le=100,
+        description="accuracy_drop is raised when the 1-day live accuracy is this many "
+        "percentage points below the walk-forward accuracy.",
+    )
+    accuracy_min_outcomes: int = Field(
+        200,
+        ge=1,
+        le=1_000_000,
+        description="Outcomes in the day before accuracy_drop may be raised.",
+    )
     ensemble_weights: str | None = Field(
         None, description="rf=1,svm=1,lr=1; default from walk-forward scores."
-    )
-    algorithms: str = Field(
-        "rf,svm,lr",
-        pattern=r"^\s*(rf|svm|lr|lstm)\s*(,\s*(rf|svm|lr|lstm)\s*)*$",
-        description="Models train fits per symbol, comma-separated, of rf, svm, lr and lstm "
-        "(lstm: the LSTM with attention, needs pip install -e .[deep]; docs/ML.md).",
     )
 
     # --- broker ---------------------------------------------------------------------
@@ -282,6 +352,27 @@ class Settings(BaseSettings):
             if not url.startswith(("http://", "https://")):
                 raise ValueError(f"feed {url!r} is not an http:// or https:// URL")
         return feeds
+
+    @field_validator("monitor_windows_s", mode="before")
+    @classmethod
+    def _split_windows(cls, value: object) -> tuple[int, ...]:
+        items = value.split(",") if isinstance(value, str) else list(value)  # type: ignore[call-overload]
+        try:
+            windows = tuple(sorted({int(str(w).strip()) for w in items if str(w).strip()}))
+        except ValueError:
+            raise ValueError(
+                "windows are whole seconds, comma-separated, e.g. 86400,604800") from None
+        if not windows or windows[0] <= 0 or windows[-1] > 604_800:
+            raise ValueError("give at least one window, each from 1 to 604800 seconds (7 days)")
+        return windows
+
+    @field_validator("drift_check_every")
+    @classmethod
+    def _check_within_window(cls, value: int, info: ValidationInfo) -> int:
+        window = info.data.get("drift_window")
+        if window is not None and value > window:
+            raise ValueError(f"must be at most drift_window ({window} candles)")
+        return value
 
     @field_validator("web_token")
     @classmethod
