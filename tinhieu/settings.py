@@ -309,6 +309,12 @@ class Settings(BaseSettings):
     ensemble_weights: str | None = Field(
         None, description="rf=1,svm=1,lr=1; default from walk-forward scores."
     )
+    algorithms: str = Field(
+        "rf,svm,lr",
+        pattern=r"^\s*(rf|svm|lr|lstm)\s*(,\s*(rf|svm|lr|lstm)\s*)*$",
+        description="Models train fits per symbol, comma-separated, of rf, svm, lr and lstm "
+        "(lstm: the LSTM with attention, needs pip install -e .[deep]; docs/ML.md).",
+    )
 
     # --- broker ---------------------------------------------------------------------
     starting_cash: float = Field(10_000.0, gt=0)
