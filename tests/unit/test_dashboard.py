@@ -121,3 +121,11 @@ def test_request_authorized_by_header_or_cookie() -> None:
     assert not request_authorized(None, None, "tok")
     assert request_authorized(None, None, None)
     assert token_ok("Bearer tok", "tok")
+
+
+def test_a_missing_library_is_named_with_the_install_command(tmp_path, monkeypatch) -> None:
+    monkeypatch.setattr(dashboard, "NODE_MODULES", tmp_path / "node_modules")
+    assert dashboard.vendor_missing() == ["lightweight-charts.js"]
+    assert dashboard.vendor_path("lightweight-charts.js") is None
+    monkeypatch.undo()
+    assert dashboard.vendor_missing() == []  # make test ran npm ci
