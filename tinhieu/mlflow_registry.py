@@ -380,8 +380,9 @@ class MlflowRegistry:
 
     def list(self, symbol: str | None = None) -> list[dict[str, Any]]:
         """One row per version and member (oldest first), with ``production`` (champion) and
-        ``aliases``; then the file registry's rows (``registry: "file"``)."""
+        ``aliases``; then the file registry's rows not migrated yet (``registry: "file"``)."""
         rows: list[dict[str, Any]] = []
+        imported: set[str] = set()  # "algo:version" of file versions already migrated
         client = self._reader()
         if client is not None:
             if symbol is not None:
@@ -400,6 +401,7 @@ class MlflowRegistry:
                 for mv in sorted(versions, key=lambda m: int(m.version)):
                     tags = dict(mv.tags or {})
                     label = version_label(mv.version)
+                    imported.update(tags.get("migrated_from", "").split(","))
                     for algo in [a for a in tags.get("members", "").split(",") if a]:
                         rows.append({
                             "registry": "mlflow",
@@ -423,7 +425,8 @@ class MlflowRegistry:
             served = {r["symbol"] for r in rows if r["production"]}
             rows.extend({**r, "registry": "file",
                          "production": bool(r.get("production")) and r.get("symbol") not in served}
-                        for r in self.fallback.list(symbol))
+                        for r in self.fallback.list(symbol)
+                        if f"{r.get('algorithm')}:{r.get('version')}" not in imported)
         return rows
 
     def history(self, symbol: str) -> list[dict[str, Any]]:
@@ -624,6 +627,9 @@ class MlflowRegistry:
         client = self._writer()
         name = model_name(symbol)
         before = self.aliases(symbol)
+        if alias == CHALLENGER and before.get(CHAMPION) == label:
+            raise ModelRegistryError(
+                f"{symbol} {label} is the champion already; a challenger is another version")
         event = self._event(symbol, alias, label, before.get(alias), "set", actor, reason)
         client.set_registered_model_alias(name, alias, str(number))
         client.set_model_version_tag(name, str(number), event["key"], _tag(event["json"]))

@@ -165,6 +165,8 @@ def test_champion_challenger_promotion_and_history(tmp_path, empty_store):
     tags = client.get_model_version("tinhieu-ETHUSDT", "2").tags
     assert sum(k.startswith("alias_event.") for k in tags) == 3
 
+    with pytest.raises(ModelRegistryError, match="champion already"):
+        reg.promote("ETH/USDT", "v2", alias="challenger")
     with pytest.raises(ModelRegistryError, match="unknown alias"):
         reg.promote("ETH/USDT", "v1", alias="production")
     with pytest.raises(ModelRegistryError, match="no model ETH/USDT v9"):
@@ -245,6 +247,9 @@ def test_migrate_imports_every_file_version_once(tmp_path, empty_store):
     run = client.get_run(client.get_model_version("tinhieu-SOLUSDT", "2").run_id)
     assert run.data.metrics["rf.walk_forward.balanced_accuracy"] == pytest.approx(0.41)
     assert [e["actor"] for e in reg.history("SOL/USDT")] == ["migrate"]
+    upgraded = MlflowRegistry(reg.uri, artifact_root=reg.artifact_root, fallback=files)
+    assert {r["registry"] for r in upgraded.list("SOL/USDT")} == {"mlflow"}  # no duplicates
+    assert upgraded.load("SOL/USDT", "rf").version == "v2"
     again = reg.migrate(files)
     assert [r["status"] for r in again] == ["already imported"] * 2
     assert len(client.search_model_versions("name='tinhieu-SOLUSDT'")) == 2
