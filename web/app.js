@@ -19,6 +19,7 @@ const pending = []; // live messages waiting for the next flush
 let flushTimer = null;
 let monitorTimer = null;
 let streamKind = null;
+let subscribedBefore = false;
 
 // --- small helpers -------------------------------------------------------------------
 function locale() { return currentLang() === 'vi' ? 'vi-VN' : 'en-US'; }
@@ -378,8 +379,13 @@ async function loadSymbol(card) {
     getJSON(`${API}/positions/${card.path}`), lastPage('trades', card.path),
     lastPage('equity', card.path),
   ]);
-  if (window_) setBars(card, window_.candles);
-  if (signal) {
+  if (window_) { // keep the candles the stream brought while the REST answers were on the way
+    const newer = card.bars.filter((b) => b.time > secs(window_.last));
+    setBars(card, window_.candles);
+    for (const bar of newer) card.bars.push(bar);
+    if (newer.length && card.candles) card.candles.setData(card.bars);
+  }
+  if (signal && !(card.signal && card.signal.candle_time > signal.candle_time)) {
     addBar(card, signal);
     card.signal = signal;
     keepSignalMark(card, signal);
@@ -440,7 +446,9 @@ function onMessage(text) {
   let msg;
   try { msg = JSON.parse(text); } catch { return; }
   if (msg.type === 'subscribed') {
-    if (streamKind !== null && document.body.dataset.ready === '1') loadAll(); // reconnected
+    // After a reconnect the stream does not replay what was missed: read the state again.
+    if (subscribedBefore && document.body.dataset.ready === '1') loadAll();
+    subscribedBefore = true;
     return;
   }
   if (msg.type === 'dropped') { showNotice(t('dropped')); return; }
