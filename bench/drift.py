@@ -198,6 +198,34 @@ def run(args: argparse.Namespace) -> None:
           f"{max(finite) if finite else float('nan'):.0f} candles")
 
 
+def cost(args: argparse.Namespace) -> None:
+    """Time per call on a stable SOL 1m period, best of 3 (the CPU may be shared)."""
+    s = load_series("SOL", "1m")
+    ref_mask = s.ts < s.ts[0] + args.ref_days * DAY_MS
+    ref = feature_reference(s.X[ref_mask], list(MODEL_FEATURES), window=args.window,
+                            null_quantile=args.null_quantile)
+    rows = s.X[~ref_mask][: 3 * args.window]
+    best: dict[str, float] = {}
+
+    def timed(name: str, fn, n: int) -> None:  # type: ignore[no-untyped-def]
+        t0 = time.perf_counter()
+        fn()
+        best[name] = min(best.get(name, np.inf), (time.perf_counter() - t0) / n * 1e6)
+
+    for _ in range(3):
+        m = monitor(ref, args)
+        timed("update_features (checks included)", lambda m=m: [m.update_features(r)
+                                                                 for r in rows], len(rows))
+        timed("update_prediction", lambda m=m: [m.update_prediction("NEUTRAL")
+                                                for _ in range(10_000)], 10_000)
+        timed("update_error", lambda m=m: [m.update_error(False) for _ in range(10_000)],
+              10_000)
+        timed("status()", lambda m=m: m.status(), 1)
+        timed("status(full=True): KS of every feature", lambda m=m: m.status(full=True), 1)
+    for name, us in best.items():
+        print(f"  {name:40s} {us:10.1f} us")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--timeframes", nargs="+", default=["1m", "1h"])
@@ -214,7 +242,12 @@ def main() -> None:
     p.add_argument("--period-1m", type=int, default=1440, help="candles per stable period")
     p.add_argument("--period-1h", type=int, default=720)
     p.add_argument("--max-periods", type=int, default=20)
-    run(p.parse_args())
+    p.add_argument("--cost-only", action="store_true")
+    args = p.parse_args()
+    if not args.cost_only:
+        run(args)
+    print("\ncost per call (SOL 1m, a stable period, best of 3):")
+    cost(args)
 
 
 if __name__ == "__main__":

@@ -162,7 +162,7 @@ def feature_reference(
         "n": int(Xf.shape[0]),
         "edges": edges,
         "expected": expected,
-        "sample": [_round(Xf[take, j]) for j in range(Xf.shape[1])],
+        "sample": [_round(Xf[take, j], 6) for j in range(Xf.shape[1])],
         "psi_null": null,
         "null_window": int(window),
         "null_quantile": float(null_quantile),
