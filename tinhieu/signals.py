@@ -123,6 +123,8 @@ class ModelCache:
                                               self.min_confidence)
         except Exception as exc:  # a broken model file must not stop the worker
             self._ensembles.pop(symbol, None)
+            if snapshot.pinned:  # a champion that did not load (store down?): retry next poll
+                self._fingerprints.pop(symbol, None)
             why = self._why_not_promoted(symbol) or str(exc)
             if self._errors.get(symbol) != why:
                 i18n.log(log, logging.WARNING, "signals.no_model", symbol=symbol, error=why)

@@ -286,3 +286,17 @@ def test_open_registry_picks_mlflow_by_default_and_the_file_registry_on_request(
     files = open_registry(load_settings(_env_file=None, data_dir=tmp_path,
                                         model_registry="file"))
     assert isinstance(files, ModelRegistry) and files.root == settings.models_path
+
+
+def test_a_champion_that_fails_to_load_is_refused_then_retried(tmp_path, empty_store):
+    reg = _registry(tmp_path, empty_store)
+    reg.register("BTC/USDT", _members(1), promote=True)
+    path = _artifact(reg, "BTC/USDT", 1, "rf")
+    good = path.read_bytes()
+    path.write_bytes(good + b"\0")
+    cache = ModelCache(reg, weights=None, min_confidence=0.4)
+    assert cache.refresh("BTC/USDT") is None
+    assert "altered after it was saved" in cache.status()["missing"]["BTC/USDT"]
+    path.write_bytes(good)  # restored: the next poll loads it, no alias change needed
+    assert cache.refresh("BTC/USDT").model_version == "rf:v1,svm:v1,lr:v1"
+    assert "BTC/USDT" not in cache.status()["missing"]
