@@ -69,6 +69,7 @@ _VERSION = re.compile(r"^v?(\d{1,9})$")
 _ALGORITHM = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
 _METRIC_KEY = re.compile(r"[^0-9A-Za-z_\-. /:]")
 _TAG_MAX = 4000
+_USERINFO = re.compile(r"(//[^/:@]*:)[^/@]*@")
 
 
 def model_name(symbol: str) -> str:
@@ -150,7 +151,7 @@ class MlflowRegistry:
         user: Callable[[], str] = getpass.getuser,
     ) -> None:
         self.uri = uri
-        self.root = uri  # named in error messages, as the file registry's folder is
+        self.root = _USERINFO.sub(r"\1***@", uri)  # in messages and /health, no password
         self.artifact_root = artifact_root
         self.fallback = fallback
         self._clock = clock
@@ -160,7 +161,7 @@ class MlflowRegistry:
 
     # --- the store ------------------------------------------------------------------------
     def __repr__(self) -> str:
-        return f"MlflowRegistry({self.uri!r}, fallback={self.fallback and self.fallback.root})"
+        return f"MlflowRegistry({self.root!r}, fallback={self.fallback and self.fallback.root})"
 
     @property
     def sqlite_path(self) -> Path | None:
@@ -188,7 +189,7 @@ class MlflowRegistry:
                     self._client = client_cls(tracking_uri=self.uri, registry_uri=self.uri)
                 except Exception as exc:  # noqa: BLE001 - MLflow raises many kinds here
                     raise ModelRegistryError(
-                        f"cannot open the MLflow store {self.uri} ({exc}); check "
+                        f"cannot open the MLflow store {self.root} ({exc}); check "
                         "TINHIEU_MLFLOW_URI (or TINHIEU_DATA_DIR for the default SQLite store)"
                     ) from exc
             return self._client
@@ -201,7 +202,7 @@ class MlflowRegistry:
         except MlflowException as exc:
             if getattr(exc, "error_code", "") == "RESOURCE_DOES_NOT_EXIST":
                 return None
-            raise ModelRegistryError(f"MLflow store {self.uri}: {exc}") from exc
+            raise ModelRegistryError(f"MLflow store {self.root}: {exc}") from exc
 
     def _experiment_id(self, client: Any) -> str:
         exp = client.get_experiment_by_name(EXPERIMENT)
@@ -236,13 +237,13 @@ class MlflowRegistry:
                 tags = self._version_tags(symbol, champion)
                 members = {a: champion for a in tags.get("members", "").split(",") if a}
                 return RegistrySnapshot(self, symbol, f"mlflow:{model_name(symbol)}:{champion}",
-                                        aliases, members, self.uri)
+                                        aliases, members, self.root)
         except ModelRegistryError:
             raise
         except Exception as exc:  # noqa: BLE001 - a locked or unreachable store
-            raise ModelRegistryError(f"MLflow store {self.uri} cannot be read: {exc}") from exc
+            raise ModelRegistryError(f"MLflow store {self.root} cannot be read: {exc}") from exc
         if self.fallback is None:
-            return RegistrySnapshot(self, symbol, "none", aliases, {}, self.uri)
+            return RegistrySnapshot(self, symbol, "none", aliases, {}, self.root)
         fp = self.fallback.production_fingerprint(symbol)
         return RegistrySnapshot(self.fallback, symbol, f"file:{fp}", aliases, None,
                                 str(self.fallback.root))
@@ -264,12 +265,12 @@ class MlflowRegistry:
         client = self._reader()
         if client is None:
             raise ModelRegistryError(
-                f"no model {canonical(symbol)} {version} in {self.uri} (nothing trained yet)")
+                f"no model {canonical(symbol)} {version} in {self.root} (nothing trained yet)")
         try:
             mv = client.get_model_version(model_name(symbol), str(number))
         except MlflowException:
             raise ModelRegistryError(
-                f"no model {canonical(symbol)} {version_label(number)} in {self.uri}; list the "
+                f"no model {canonical(symbol)} {version_label(number)} in {self.root}; list the "
                 "versions with: faust -A streams.app models list"
             ) from None
         return dict(mv.tags or {})
@@ -296,7 +297,7 @@ class MlflowRegistry:
         if algorithm not in tags.get("members", "").split(","):
             raise ModelRegistryError(
                 f"no model {symbol} {algorithm} {version_label(parse_version(version) or 0)} in "
-                f"{self.uri}: that version holds {tags.get('members') or 'nothing'}")
+                f"{self.root}: that version holds {tags.get('members') or 'nothing'}")
         with tempfile.TemporaryDirectory(prefix="tinhieu-show-") as tmp:
             local = self._download(symbol, version, algorithm, Path(tmp))
             try:
@@ -329,7 +330,7 @@ class MlflowRegistry:
             version = snap.production(symbol, algorithm)
             if version is None:
                 raise ModelRegistryError(
-                    f"no production {algorithm} model for {symbol} in {self.uri} (no champion"
+                    f"no production {algorithm} model for {symbol} in {self.root} (no champion"
                     + (f", nothing promoted in {self.fallback.root}" if self.fallback else "")
                     + "); train one (faust -A streams.app train) or promote a version "
                     "(faust -A streams.app models promote SYMBOL VERSION)"
@@ -344,7 +345,7 @@ class MlflowRegistry:
         tags = self._version_tags(symbol, label)
         if algorithm not in tags.get("members", "").split(","):
             raise ModelRegistryError(
-                f"no model {symbol} {algorithm} {label} in {self.uri}: that version holds "
+                f"no model {symbol} {algorithm} {label} in {self.root}: that version holds "
                 f"{tags.get('members') or 'nothing'}")
         if tags.get("feature_schema") != FEATURE_SCHEMA_VERSION:
             raise ModelRegistryError(

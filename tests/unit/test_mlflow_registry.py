@@ -283,6 +283,9 @@ def test_open_registry_picks_mlflow_by_default_and_the_file_registry_on_request(
     shared = open_registry(load_settings(_env_file=None, data_dir=tmp_path,
                                          mlflow_uri="http://mlflow:5000"))
     assert shared.uri == "http://mlflow:5000" and shared.sqlite_path is None
+    secret = open_registry(load_settings(_env_file=None, data_dir=tmp_path,
+                                         mlflow_uri="https://bot:s3cret@mlflow.example/"))
+    assert secret.root == "https://bot:***@mlflow.example/" and "s3cret" not in repr(secret)
     files = open_registry(load_settings(_env_file=None, data_dir=tmp_path,
                                         model_registry="file"))
     assert isinstance(files, ModelRegistry) and files.root == settings.models_path
