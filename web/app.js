@@ -254,6 +254,17 @@ function accuracyText(summary) {
   return a.n === null ? pct(a.acc) : `${pct(a.acc)} (n=${a.n})`;
 }
 
+// "86400s" -> "1 ngày" / "1 d", "3600s" -> "1 h": the monitoring's window names.
+function windowLabel(key) {
+  const m = /^(\d+)s$/.exec(key);
+  if (!m) return key;
+  const s = Number(m[1]);
+  if (s % 86400 === 0) return `${s / 86400} ${t('days')}`;
+  if (s % 3600 === 0) return `${s / 3600} h`;
+  if (s % 60 === 0) return `${s / 60} min`;
+  return key;
+}
+
 function renderMonitoring(card) {
   const box = card.node.querySelector('.mon-body');
   box.replaceChildren();
@@ -269,7 +280,7 @@ function renderMonitoring(card) {
       const body = el('tbody');
       for (const [window_, byModel] of Object.entries(quality)) {
         const row = byModel && typeof byModel === 'object' && !accuracyOf(byModel) ? byModel : { champion: byModel };
-        body.append(el('tr', {}, el('td', {}, window_), el('td', {}, accuracyText(row.champion)),
+        body.append(el('tr', {}, el('td', {}, windowLabel(window_)), el('td', {}, accuracyText(row.champion)),
           el('td', {}, accuracyText(row.challenger))));
       }
       box.append(el('div', { class: 'scroll' }, el('table', { class: 'quality' },

@@ -19,6 +19,7 @@ import json
 import os
 import shutil
 import subprocess
+import time
 import urllib.parse
 from pathlib import Path
 
@@ -237,12 +238,20 @@ def wait_js(driver, script: str, timeout: float, what: str, *args):
     return wait_for(lambda: js(driver, script, *args), timeout, what, interval=0.2)
 
 
-def screenshot(driver, name: str) -> None:
+def screenshot(driver, name: str, height: int | None = None) -> None:
+    """Save a screenshot when DASHBOARD_SCREENSHOTS names a folder (``height``: of the
+    window for this shot only)."""
     target = os.environ.get("DASHBOARD_SCREENSHOTS")
     if target:
         path = (ROOT / target / name) if not os.path.isabs(target) else Path(target) / name
         path.parent.mkdir(parents=True, exist_ok=True)
+        size = driver.get_window_size()
+        if height:
+            driver.set_window_size(size["width"], height)
+            time.sleep(0.5)  # the charts follow the new size on the next frame
         driver.save_screenshot(str(path))
+        if height:
+            driver.set_window_size(size["width"], size["height"])
 
 
 def test_dashboard_in_a_browser(browser, worker, env, data_1m) -> None:
@@ -310,6 +319,8 @@ def test_dashboard_in_a_browser(browser, worker, env, data_1m) -> None:
             30, "the last candle of part 2", f"{btc} .signal-line")
     print(f"new fills shown live: {len(new_ids)}; last candle {last_part2}")
 
+    screenshot(driver, "dashboard-desktop.png", height=1350)
+
     # An alert message (the type monitoring pushes) lands in the alerts panel.
     alert = {"id": "it-alert-1", "symbol": "BTC/USDT", "kind": "accuracy_drop",
              "state": "raised", "severity": "warning", "value": 0.41, "threshold": 0.5,
@@ -320,7 +331,6 @@ def test_dashboard_in_a_browser(browser, worker, env, data_1m) -> None:
     for where in ("#alerts", f"{btc} .mon-body"):
         wait_js(driver, "return document.querySelector(arguments[0]).textContent"
                         ".includes('độ chính xác 41')", 5, f"the alert in {where}", where)
-    screenshot(driver, "dashboard-desktop.png")
 
     # Language: English, remembered after a reload, then Vietnamese again.
     title = "return document.querySelector('h1 [data-i18n=title]').textContent"
