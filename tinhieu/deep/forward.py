@@ -61,7 +61,7 @@ class LstmConfig:
     calibration: str = "isotonic"
 
 
-QUICK_LSTM = LstmConfig(units=8, attention_units=8, max_epochs=3, patience=1,
+QUICK_LSTM = LstmConfig(units=8, attention_units=8, max_epochs=2, patience=1,
                         max_train_rows=4_000, calibrate=False)
 """Tiny LSTM for tests and demos (what ``training.QUICK`` selects)."""
 
@@ -135,12 +135,9 @@ class LstmModel:
         hs = np.empty((n, steps, u))
         for s in range(steps):
             z = proj[index[:, s]] + (h[:, None, :] * self._ut[None, :, :]).sum(axis=2)
-            i = expit(z[:, :u])
-            f = expit(z[:, u:2 * u])
-            g = np.tanh(z[:, 2 * u:3 * u])
-            o = expit(z[:, 3 * u:])
-            c = f * c + i * g
-            h = o * np.tanh(c)
+            gates = expit(z)  # one call for the input, forget and output gates
+            c = gates[:, u:2 * u] * c + gates[:, :u] * np.tanh(z[:, 2 * u:3 * u])
+            h = gates[:, 3 * u:] * np.tanh(c)
             hs[:, s] = h
         e = np.tanh((hs[:, :, None, :] * self._at[None, None, :, :]).sum(axis=3)
                     + self.weights["att_b"])
