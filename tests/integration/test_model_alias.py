@@ -54,8 +54,10 @@ def signals(url: str) -> list[dict]:
 def test_worker_switches_to_the_new_champion_without_losing_a_signal(
     kafka, env, worker, data_1m: Path
 ) -> None:
-    status, health = worker.get("/health")
-    assert health["models"]["loaded"] == {SYM: V1}
+    # The first poll imports MLflow and loads v1 off the loop: wait for it (bounded).
+    status, health = wait_for(lambda: worker.get("/health"), 60, "v1 loaded",
+                              ready=lambda r: r[0] == 200 and r[1]["models"]["loaded"])
+    assert health["models"]["loaded"] == {SYM: V1}, health["models"]
     assert health["models"]["aliases"][SYM] == {"champion": "v1", "challenger": "v2"}
 
     failed: list[BaseException] = []
