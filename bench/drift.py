@@ -37,7 +37,9 @@ sys.path.insert(0, str(ROOT))
 
 from tinhieu.data import load_candles  # noqa: E402
 from tinhieu.features import MODEL_FEATURES, compute_features  # noqa: E402
+from tinhieu.labels import label_settings, make_scheme_labels  # noqa: E402
 from tinhieu.monitoring.drift import DriftMonitor, feature_reference  # noqa: E402
+from tinhieu.settings import load_settings  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data"
 SYMBOLS = ("BTC", "ETH", "XRP", "SOL", "BNB")
@@ -52,6 +54,7 @@ class Series:
     X: np.ndarray
     vol_period: np.ndarray  # per row: the realised volatility of its day (1m) / week (1h)
     period_id: np.ndarray
+    error: np.ndarray  # per row: 1.0 when the persistence baseline is wrong, nan: no label
 
 
 def load_series(symbol: str, timeframe: str) -> Series:
@@ -66,14 +69,19 @@ def load_series(symbol: str, timeframe: str) -> Series:
     for p in np.unique(pid):
         m = pid == p
         vol[m] = np.nanstd(logret[m])
+    settings = load_settings(_env_file=None, timeframe=timeframe)
+    labels = make_scheme_labels(df, label_settings(settings))
+    error = np.where(np.isnan(labels.y) | np.isnan(labels.previous), np.nan,
+                     (labels.y != labels.previous).astype(float))
     ok = np.isfinite(X).all(axis=1)
-    return Series(symbol, timeframe, ts[ok], X[ok], vol[ok], pid[ok])
+    return Series(symbol, timeframe, ts[ok], X[ok], vol[ok], pid[ok], error[ok])
 
 
 def monitor(ref: dict, args: argparse.Namespace) -> DriftMonitor:
     return DriftMonitor(ref, window=args.window, psi_threshold=args.psi,
                         ks_pvalue=args.ks_pvalue, prediction_psi_threshold=0.25,
-                        adwin_delta=0.002, check_every=args.check_every,
+                        adwin_delta=args.adwin_delta, check_every=args.check_every,
+                        error_block=args.error_block,
                         min_features=args.min_features)
 
 
@@ -84,6 +92,16 @@ def feed(m: DriftMonitor, rows: np.ndarray) -> np.ndarray:
         m.update_features(r)
         flags[i] = m.feature_drift
     return flags
+
+
+def feed_errors(m: DriftMonitor, errors: np.ndarray) -> np.ndarray:
+    """Feed the error stream; return per row the count of detected rises so far."""
+    out = np.zeros(errors.size, dtype=np.int64)
+    for i, e in enumerate(errors):
+        if np.isfinite(e):
+            m.update_error(bool(e))
+        out[i] = m.error_increases
+    return out
 
 
 def rises(flags: np.ndarray) -> int:
@@ -121,6 +139,7 @@ def run(args: argparse.Namespace) -> None:
     print("-" * len(header))
     tot_candles = tot_alarms = tot_periods = tot_alarmed = 0
     delays: list[float] = []
+    err_rows: list[str] = []
     for tf in args.timeframes:
         for sym in SYMBOLS:
             s = load_series(sym, tf)
@@ -144,6 +163,8 @@ def run(args: argparse.Namespace) -> None:
             periods = periods[: args.max_periods]
             alarms = 0
             alarmed = 0
+            err_rises = 0
+            err_alarmed = 0
             quiet: list[tuple[int, int]] = []
             elapsed = 0.0
             fed = 0
@@ -159,10 +180,14 @@ def run(args: argparse.Namespace) -> None:
                 alarmed += k > 0
                 if k == 0:
                     quiet.append((a, b))
+                inc = feed_errors(m, s.error[a:b])
+                err_rises += int(inc[-1] - inc[args.window - 1])
+                err_alarmed += inc[-1] > inc[args.window - 1]
             n_candles = len(periods) * period
             # (b) regime change: calm window, then the most volatile period after the reference
             later = ~ref_mask  # the most volatile period outside the reference, any year
             delay_txt = "-"
+            err_delay_txt = "-"
             if quiet and later.any():
                 hot = int(np.nanargmax(np.where(later, s.vol_period, -np.inf)))
                 first = int(np.flatnonzero(s.period_id == s.period_id[hot])[0])
@@ -179,11 +204,24 @@ def run(args: argparse.Namespace) -> None:
                 else:
                     delay_txt = f">{after.size}"
                     delays.append(np.inf)
+                # a controlled rise on the real, autocorrelated stream: after the join,
+                # a third of the right outcomes turn wrong
+                q0 = quiet[0][0]
+                tail = s.error[q0 + args.window: q0 + 4 * args.window].copy()
+                flip = np.random.default_rng(0).random(tail.size) < 1 / 3
+                tail[(tail == 0) & flip] = 1.0
+                e = np.concatenate([s.error[q0: q0 + args.window], tail])
+                inc = feed_errors(monitor(ref, args), e)
+                rose = np.flatnonzero(inc[args.window:] > inc[args.window - 1])
+                err_delay_txt = f"{int(rose[0]) + 1}" if rose.size else f">{e.size - args.window}"
             us = elapsed / fed * 1e6 if fed else float("nan")
             per_k = alarms / n_candles * 1000 if n_candles else float("nan")
             share = f"{alarmed}/{len(periods)}"
             print(f"{sym + ' ' + tf:10s} {int(ref_mask.sum()):9d} {len(periods):14d} "
                   f"{n_candles:8d} {per_k:9.3f} {share:>16s} {delay_txt:>12s} {us:9.1f}")
+            err_rows.append(f"{sym + ' ' + tf:10s} {err_rises / max(n_candles, 1) * 1000:17.3f} "
+                            f"{f'{err_alarmed}/{len(periods)}':>16s} {err_delay_txt:>12s} "
+                            f"{np.nanmean(s.error[ref_mask]):16.3f}")
             tot_candles += n_candles
             tot_alarms += alarms
             tot_periods += len(periods)
@@ -196,6 +234,15 @@ def run(args: argparse.Namespace) -> None:
           f"{len(finite)}/{len(delays)}, delay median "
           f"{np.median(finite) if finite else float('nan'):.0f} max "
           f"{max(finite) if finite else float('nan'):.0f} candles")
+    print(f"\nerror stream: ADWIN (delta {args.adwin_delta:g}, blocks of {args.error_block}) "
+          "on the errors of the persistence baseline "
+          "(the newest known\noutcome repeats), labels of the default triple barrier, "
+          "fed in candle order; same periods;\nchange: the stream after the first window "
+          "of the quiet period with 1/3 of its right outcomes made wrong")
+    print(f"{'series':10s} {'rises per 1,000':>17s} {'periods w/ rise':>16s} "
+          f"{'change delay':>12s} {'reference error':>16s}")
+    for row in err_rows:
+        print(row)
 
 
 def cost(args: argparse.Namespace) -> None:
@@ -220,7 +267,9 @@ def cost(args: argparse.Namespace) -> None:
                                                 for _ in range(10_000)], 10_000)
         timed("update_error", lambda m=m: [m.update_error(False) for _ in range(10_000)],
               10_000)
-        timed("status()", lambda m=m: m.status(), 1)
+        timed("status(), first after a check", lambda m=m: m.status(), 1)
+        timed("status(), again (per candle)", lambda m=m: [m.status() for _ in range(1000)],
+              1000)
         timed("status(full=True): KS of every feature", lambda m=m: m.status(full=True), 1)
     for name, us in best.items():
         print(f"  {name:40s} {us:10.1f} us")
@@ -242,6 +291,9 @@ def main() -> None:
     p.add_argument("--period-1m", type=int, default=1440, help="candles per stable period")
     p.add_argument("--period-1h", type=int, default=720)
     p.add_argument("--max-periods", type=int, default=20)
+    p.add_argument("--adwin-delta", type=float, default=0.002)
+    p.add_argument("--error-block", type=int, default=10,
+                   help="outcomes averaged into one ADWIN input")
     p.add_argument("--cost-only", action="store_true")
     args = p.parse_args()
     if not args.cost_only:

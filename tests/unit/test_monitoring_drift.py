@@ -57,7 +57,7 @@ def test_synthetic_shift_prediction_and_error_drift() -> None:
                             window=500)
     m = DriftMonitor(ref, window=500, psi_threshold=0.25, ks_pvalue=0.001,
                      prediction_psi_threshold=0.25, adwin_delta=0.002, check_every=50,
-                     min_features=6)
+                     min_features=6, error_block=1)  # independent errors: one by one
     for _ in range(1000):
         m.update_features(rng.normal(size=12))
         m.update_prediction(str(rng.choice(["BUY", "NEUTRAL", "SELL"], p=[0.1, 0.8, 0.1])))
@@ -79,6 +79,21 @@ def test_synthetic_shift_prediction_and_error_drift() -> None:
     assert st["action_shares"]["BUY"] == 1.0 and st["error_increases"] >= 1
     m.update_features(np.full(12, np.nan))
     assert m.status()["rows_skipped"] == 1
+
+
+def test_error_blocks_catch_a_rise_and_not_a_steady_rate() -> None:
+    ref = feature_reference(np.zeros((10, 1)) + np.arange(10)[:, None], ["x"], window=2)
+    rng = np.random.default_rng(2)
+    m = DriftMonitor(ref, window=1440, psi_threshold=0.25, ks_pvalue=0.001,
+                     prediction_psi_threshold=0.25, adwin_delta=0.002, check_every=60)
+    assert m.error_block == 10
+    for _ in range(3000):
+        m.update_error(bool(rng.random() < 0.3))
+    assert not m.status()["drifting"]["error_drift"]
+    for _ in range(1500):
+        m.update_error(bool(rng.random() < 0.7))
+    st = m.status()
+    assert st["drifting"]["error_drift"] and st["error_rate"] > 0.5
 
 
 # --- real candles -----------------------------------------------------------------------------

@@ -23,10 +23,12 @@ days; it only confirms what PSI found.
 ``prediction_drift``: the PSI of the window's action shares (BUY/NEUTRAL/SELL) against the
 shares the models predicted on their training data exceeds ``prediction_psi_threshold``.
 ``error_drift``: ADWIN (``river.drift.ADWIN``) on the stream of outcome errors (1 wrong,
-0 right) detected a rise of the error rate within the last ``window`` outcomes.
+0 right; means of ``error_block`` outcomes) detected a rise of the error rate within the
+last ``window`` outcomes.
 
-Cost: an update bins the row against the reference edges and moves two counters per feature
-(a few microseconds); PSI is computed every ``check_every`` rows from those counters, and the
+Cost: an update stores the row in a ring buffer (a few microseconds); every ``check_every``
+rows the new rows are binned at once against the reference edges, PSI comes from the bin
+counts, and the
 KS test only for the features whose PSI is over the threshold (none in a stable period), so
 the heavy statistics are rare. ``status(full=True)`` tests every feature now (for a view).
 The monitor lives in memory and starts again after a restart, as a rolling window should.
@@ -34,6 +36,7 @@ The monitor lives in memory and starts again after a restart, as a rolling windo
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -192,6 +195,11 @@ class DriftMonitor:
         Rows between two computations of PSI and KS.
     min_features : int
         Features that must drift at once for ``feature_drift`` (see the module docstring).
+    error_block : int
+        Outcomes averaged into one ADWIN input. Outcomes of overlapping trades come in
+        runs (strongly autocorrelated), which ADWIN, built for independent values, reads as
+        changes: fed one by one (bench/drift.py) it found a rise in every stable real
+        period; in blocks of 10 in 20 of 74, and still caught 4 of 5 injected rises.
     min_rows : int, optional
         Rows in the window before feature or prediction drift is reported; default
         ``window``: the thresholds are calibrated on full windows, and a half-filled one
@@ -209,6 +217,7 @@ class DriftMonitor:
         check_every: int,
         min_features: int = 10,
         min_rows: int | None = None,
+        error_block: int = 10,
     ) -> None:
         if window < 2 or check_every < 1 or min_features < 1:
             raise ValueError("window must be >= 2, check_every and min_features >= 1")
@@ -238,6 +247,8 @@ class DriftMonitor:
         self._width = width
         self._counts = np.zeros(n_feat * width, dtype=np.int64)
         self._bins = np.zeros((self.window, n_feat), dtype=np.int64)
+        self._binned = np.zeros(self.window, dtype=bool)  # the row's bins are in _counts
+        self._pending = 0  # rows stored since the last binning
         self._values = np.zeros((self.window, n_feat), dtype=np.float64)
         self._sample = np.asarray(reference["sample"], dtype=np.float64).T  # rows x features
         self._pos = 0
@@ -246,8 +257,8 @@ class DriftMonitor:
         self.rows_skipped = 0
         # predictions
         ref_actions = reference.get("actions")
-        self._ref_actions = (np.array([float(ref_actions.get(a, 0.0)) for a in ACTIONS])
-                             if ref_actions else None)
+        self._ref_list: list[float] | None = ([float(ref_actions.get(a, 0.0)) for a in ACTIONS]
+                                              if ref_actions else None)
         self._actions = np.zeros(self.window, dtype=np.int64)
         self._action_counts = np.zeros(len(ACTIONS), dtype=np.int64)
         self._apos = 0
@@ -255,12 +266,16 @@ class DriftMonitor:
         self._action_index = {a: i for i, a in enumerate(ACTIONS)}
         # errors
         self._adwin = ADWIN(delta=adwin_delta)
+        self.error_block = max(1, int(error_block))
+        self._block_sum = 0
+        self._block_n = 0
         self.errors_seen = 0
         self.error_changes = 0
         self.error_increases = 0
         self._last_increase: int | None = None
         self._ks_cache: dict[int, tuple[float, float]] = {}
         self._last: dict[str, Any] = self._empty_check()
+        self._feature_part: dict[str, Any] | None = None
 
     # --- updates (hot path) -------------------------------------------------------------------
     def update_features(self, row: np.ndarray) -> None:
@@ -269,19 +284,37 @@ class DriftMonitor:
         if not np.isfinite(x).all():
             self.rows_skipped += 1
             return
-        b = (x[:, None] >= self._edges).sum(axis=1) + self._offsets
         pos = self._pos
-        if self._filled == self.window:
-            self._counts[self._bins[pos]] -= 1
-        else:
+        if self._filled < self.window:
             self._filled += 1
-        self._counts[b] += 1
-        self._bins[pos] = b
         self._values[pos] = x
         self._pos = (pos + 1) % self.window
+        self._pending += 1
         self.rows_seen += 1
         if self.rows_seen % self.check_every == 0:
             self._check()
+
+    def _bin_pending(self) -> None:
+        """Move the bin counts by the rows added since the last check, in one vectorised
+        step: the hot path only stores the row."""
+        m = self._pending
+        if m == 0:
+            return
+        self._pending = 0
+        size = self._counts.size
+        if m >= self.window:  # every row was replaced: count the window again
+            rows = np.arange(self._filled)
+            self._counts[:] = 0
+        else:
+            rows = (self._pos - m + np.arange(m)) % self.window
+            old = self._bins[rows][self._binned[rows]]
+            if old.size:
+                self._counts -= np.bincount(old.ravel(), minlength=size)
+        vals = self._values[rows]
+        new = (vals[:, :, None] >= self._edges[None, :, :]).sum(axis=2) + self._offsets
+        self._counts += np.bincount(new.ravel(), minlength=size)
+        self._bins[rows] = new
+        self._binned[rows] = True
 
     def update_prediction(self, action: str) -> None:
         """Add one model verdict (``BUY``/``NEUTRAL``/``SELL``); anything else is ignored."""
@@ -298,9 +331,14 @@ class DriftMonitor:
 
     def update_error(self, error: bool) -> None:
         """Add one resolved outcome: ``True`` when the prediction was wrong."""
-        before = self._adwin.estimation
-        self._adwin.update(1.0 if error else 0.0)
         self.errors_seen += 1
+        self._block_sum += 1 if error else 0
+        self._block_n += 1
+        if self._block_n < self.error_block:
+            return
+        before = self._adwin.estimation
+        self._adwin.update(self._block_sum / self._block_n)
+        self._block_sum = self._block_n = 0
         if self._adwin.drift_detected:
             self.error_changes += 1
             if self._adwin.estimation > before:
@@ -328,6 +366,7 @@ class DriftMonitor:
         return np.atleast_1d(res.statistic), np.atleast_1d(res.pvalue)
 
     def _check(self, full: bool = False) -> None:
+        self._bin_pending()
         values = self._psi_now()
         over = np.flatnonzero(values > self._thresholds)
         # A KS result stays valid while its feature stays over its PSI threshold, so a
@@ -344,6 +383,7 @@ class DriftMonitor:
             ks[int(j)] = (float(st), float(pv))
         self._ks_cache = {j: r for j, r in ks.items() if values[j] > self._thresholds[j]}
         drifting = [int(j) for j in over if ks.get(int(j), (0.0, 1.0))[1] < self.ks_pvalue]
+        self._feature_part = None
         self._last = {"checked_at_row": self.rows_seen, "psi": values,
                       "ks_statistic": {j: r[0] for j, r in ks.items()},
                       "ks_pvalue": {j: r[1] for j, r in ks.items()},
@@ -372,28 +412,19 @@ class DriftMonitor:
         """
         if full and self._filled:
             self._check(full=True)
-        last = self._last
+        part = self._feature_part
+        if part is None:  # built once per check: status() may be called on every candle
+            part = self._feature_part = self._feature_summary()
         ready = self._filled >= self.min_rows
-        features: dict[str, dict[str, float | None]] = {}
-        max_psi = None
-        max_feature = None
-        if last["psi"] is not None:
-            values = last["psi"]
-            for j, name in enumerate(self.columns):
-                features[name] = {"psi": round(float(values[j]), 6),
-                                  "psi_threshold": round(float(self._thresholds[j]), 6),
-                                  "ks_statistic": last["ks_statistic"].get(j),
-                                  "ks_pvalue": last["ks_pvalue"].get(j)}
-            k = int(np.argmax(values))
-            max_psi, max_feature = float(values[k]), self.columns[k]
-        n_drifting = len(last["drifting_features"])
+        n_drifting = part["features_drifting"]
         pred_psi = None
         shares = None
         if self._afilled:
-            actual = self._action_counts / self._afilled
-            shares = {a: round(float(s), 6) for a, s in zip(ACTIONS, actual, strict=True)}
-            if self._ref_actions is not None:
-                pred_psi = float(psi(self._ref_actions, actual))
+            actual = [c / self._afilled for c in self._action_counts.tolist()]
+            shares = {a: round(v, 6) for a, v in zip(ACTIONS, actual, strict=True)}
+            if self._ref_list is not None:
+                pred_psi = sum((max(a, EPS) - max(e, EPS)) * math.log(max(a, EPS) / max(e, EPS))
+                               for a, e in zip(actual, self._ref_list, strict=True))
         recent_rise = (self._last_increase is not None
                        and self.errors_seen - self._last_increase < self.window)
         return {
@@ -401,18 +432,11 @@ class DriftMonitor:
             "ready": ready,
             "rows_seen": self.rows_seen,
             "rows_skipped": self.rows_skipped,
-            "checked_at_row": last["checked_at_row"],
-            "features": features,
-            "max_psi": max_psi,
-            "max_psi_feature": max_feature,
-            "features_over_threshold": len(last["over"]),
-            "features_drifting": n_drifting,
-            "drifting_feature_names": [self.columns[j] for j in last["drifting_features"]],
+            **part,
             "prediction_psi": pred_psi,
             "action_shares": shares,
-            "reference_action_shares": (None if self._ref_actions is None else
-                                        dict(zip(ACTIONS, self._ref_actions.tolist(),
-                                                 strict=True))),
+            "reference_action_shares": (None if self._ref_list is None else
+                                        dict(zip(ACTIONS, self._ref_list, strict=True))),
             "error_rate": (float(self._adwin.estimation) if self.errors_seen else None),
             "errors_seen": self.errors_seen,
             "error_change_detected": self.error_changes > 0,
@@ -426,6 +450,30 @@ class DriftMonitor:
                                          and pred_psi > self.prediction_psi_threshold),
                 "error_drift": bool(recent_rise),
             },
+        }
+
+    def _feature_summary(self) -> dict[str, Any]:
+        last = self._last
+        features: dict[str, dict[str, float | None]] = {}
+        max_psi = None
+        max_feature = None
+        if last["psi"] is not None:
+            values = last["psi"]
+            for j, name in enumerate(self.columns):
+                features[name] = {"psi": round(float(values[j]), 6),
+                                  "psi_threshold": round(float(self._thresholds[j]), 6),
+                                  "ks_statistic": last["ks_statistic"].get(j),
+                                  "ks_pvalue": last["ks_pvalue"].get(j)}
+            k = int(np.argmax(values))
+            max_psi, max_feature = float(values[k]), self.columns[k]
+        return {
+            "checked_at_row": last["checked_at_row"],
+            "features": features,
+            "max_psi": max_psi,
+            "max_psi_feature": max_feature,
+            "features_over_threshold": len(last["over"]),
+            "features_drifting": len(last["drifting_features"]),
+            "drifting_feature_names": [self.columns[j] for j in last["drifting_features"]],
         }
 
     @property
