@@ -39,6 +39,7 @@ from faust.types import EventT
 from agents.batching import batches
 from agents.deadletter import send_dead_letter
 from streams.metrics import metrics
+from streams.monitoring import alert_messages
 from streams.topics import (
     ORDERS,
     SIGNAL_OUTCOMES,
@@ -99,12 +100,13 @@ def _decode(event: EventT) -> ValidCandle:
     )
 
 
-def _advance(symbol: str, record: Any, items: Sequence[tuple[EventT, ValidCandle]]) -> Advanced:
+def _advance(symbol: str, record: Any, items: Sequence[tuple[EventT, ValidCandle]],
+             ensemble: Any) -> Advanced:
     return advance(
         record,
         symbol,
         [(candle, event.message.offset) for event, candle in items],
-        runtime.models.current(symbol),
+        ensemble,
         risk,
         window_size=settings.window_size,
         timeframe_ms=settings.timeframe_ms,
@@ -114,7 +116,7 @@ def _advance(symbol: str, record: Any, items: Sequence[tuple[EventT, ValidCandle
 
 
 def _advance_one_by_one(
-    symbol: str, record: Any, items: Sequence[tuple[EventT, ValidCandle]]
+    symbol: str, record: Any, items: Sequence[tuple[EventT, ValidCandle]], ensemble: Any
 ) -> Advanced | None:
     """Slow path after an unexpected error in a batch: each candle alone, so only the one
     that fails is refused (``internal_error``) and every other candle still counts.
@@ -123,7 +125,7 @@ def _advance_one_by_one(
     merged = Advanced(record=record)
     for index, item in enumerate(items):
         try:
-            one = _advance(symbol, result.record if result else record, [item])
+            one = _advance(symbol, result.record if result else record, [item], ensemble)
         except Exception as exc:  # noqa: BLE001
             merged.rejected.append(Rejected(index, *_internal(exc)))
             continue
@@ -140,6 +142,20 @@ def _advance_one_by_one(
         return merged if record else None
     merged.record = result.record
     return merged
+
+
+async def _monitor(symbol: str, record: Any, result: Advanced, ensemble: Any) -> list[Any]:
+    """Fold the batch into the symbol's monitoring state (in its record); send the alerts.
+    Monitoring never stops trading: a failure is logged and the state left as it was."""
+    try:
+        state, alerts = runtime.monitors.observe(
+            symbol, (record or {}).get("monitor"), result.signals, result.rows,
+            result.outcomes, result.fills, ensemble)
+    except Exception:  # noqa: BLE001
+        log.exception("%s: monitoring failed on this batch (trading goes on)", symbol)
+        return []
+    result.record["monitor"] = state
+    return await alert_messages(alerts)
 
 
 async def handle_batch(events: Sequence[EventT]) -> None:
@@ -167,10 +183,11 @@ async def handle_batch(events: Sequence[EventT]) -> None:
     for symbol, items in by_symbol.items():
         key = symbol.encode()
         record = read_for_event(symbol_to_window, key, items[-1][0])
+        ensemble = runtime.models.current(symbol)
         try:
-            result: Advanced | None = _advance(symbol, record, items)
+            result: Advanced | None = _advance(symbol, record, items, ensemble)
         except Exception:  # noqa: BLE001
-            result = _advance_one_by_one(symbol, record, items)
+            result = _advance_one_by_one(symbol, record, items, ensemble)
         if result is None:
             letters.extend((event, "internal_error", "no candle could be applied")
                            for event, _ in items)
@@ -192,6 +209,7 @@ async def handle_batch(events: Sequence[EventT]) -> None:
             i18n.log(log, logging.INFO, "broker.fill", **order)
         for outcome in result.outcomes:
             pending.append(await publish_json(SIGNAL_OUTCOMES, symbol, outcome))
+        pending.extend(await _monitor(symbol, record, result, ensemble))
         if result.fills:
             filled_books[symbol] = result.record["book"]
         fills.extend(result.fills)

@@ -8,7 +8,10 @@ Two sources in one registry (one scrape per worker):
   latencies are in milliseconds (the library's choice, kept as it is).
 * the project's series, ``tinhieu_*``, in seconds and ``_total`` counters: candles in,
   signals by action, orders, dead letters, predict and candle-to-delivered latency, consumer
-  lag per input partition, paper equity and the loaded model versions.
+  lag per input partition, paper equity and the loaded model versions; and from monitoring
+  (read at scrape time from the owned symbols' records): rolling live accuracy, balanced
+  accuracy, BUY hit rate and calibration error per window and model, drift scores, the
+  losing streak, active alerts, and alerts raised / cleared.
 
 The agent calls the ``observe_*`` methods of :data:`metrics` with what it already has; the
 arithmetic lives here. ``docs/MONITORING.md`` lists every series.
@@ -19,6 +22,7 @@ from __future__ import annotations
 from streams.app import app, runtime, settings  # first: the app must exist  # isort: skip
 
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any
 
 from faust.sensors.prometheus import setup_prometheus_sensors
 from faust.types import TP
@@ -104,6 +108,62 @@ class _PaperEquity(Collector):
         yield family
 
 
+#: Series of the monitoring summary (tinhieu.monitor.Monitors.summary), per symbol, model and
+#: window: metric name -> (key in the quality figures, help).
+QUALITY_SERIES = {
+    "tinhieu_rolling_accuracy": ("accuracy", "Share of verdicts whose outcome matched, over "
+                                 "the window (live, from signal outcomes)."),
+    "tinhieu_rolling_balanced_accuracy": ("balanced_accuracy", "Mean per-class recall of the "
+                                          "verdicts over the window."),
+    "tinhieu_rolling_buy_hit_rate": ("buy_hit_rate", "Share of BUY verdicts that reached "
+                                     "their take profit, over the window."),
+    "tinhieu_rolling_calibration_error": ("calibration_error", "Expected calibration error "
+                                          "of the verdicts' confidence, over the window."),
+}
+
+
+class _Monitoring(Collector):
+    """Quality, drift, streak and active alerts of the owned symbols, at scrape time."""
+
+    def __init__(self, summaries: Callable[[], Iterable[Mapping[str, object]]]) -> None:
+        self._summaries = summaries
+
+    def collect(self) -> Iterator[Metric]:
+        quality = {name: GaugeMetricFamily(name, text, labels=["symbol", "model", "window"])
+                   for name, (_, text) in QUALITY_SERIES.items()}
+        psi = GaugeMetricFamily("tinhieu_drift_psi_max", "Largest population stability index "
+                                "of a model feature: live window vs training reference.",
+                                labels=["symbol"])
+        pred = GaugeMetricFamily("tinhieu_drift_prediction_psi", "Population stability index "
+                                 "of the share of each action vs training.", labels=["symbol"])
+        over = GaugeMetricFamily("tinhieu_drift_features_over_threshold", "Model features "
+                                 "whose PSI is over drift_psi_threshold.", labels=["symbol"])
+        streak = GaugeMetricFamily("tinhieu_losing_streak", "Losing round trips in a row of "
+                                   "the paper book.", labels=["symbol"])
+        active = GaugeMetricFamily("tinhieu_alerts_active", "Alerts raised and not cleared.",
+                                   labels=["symbol", "kind"])
+        for summary in self._summaries():
+            symbol = str(summary["symbol"])
+            for window, models in dict(summary.get("quality") or {}).items():
+                for model, figures in dict(models).items():
+                    for name, (key, _) in QUALITY_SERIES.items():
+                        value = dict(figures).get(key)
+                        if isinstance(value, (int, float)):
+                            quality[name].add_metric([symbol, model, window], float(value))
+            drift = summary.get("drift")
+            if isinstance(drift, Mapping):
+                for family, key in ((psi, "max_psi"), (pred, "prediction_psi"),
+                                    (over, "features_over_threshold")):
+                    value = drift.get(key)
+                    if isinstance(value, (int, float)):
+                        family.add_metric([symbol], float(value))
+            streak.add_metric([symbol], float(summary.get("losing_streak") or 0))  # type: ignore[arg-type]
+            for alert in summary.get("alerts") or ():  # type: ignore[union-attr]
+                active.add_metric([symbol, str(alert["kind"])], 1.0)
+        yield from quality.values()
+        yield from (psi, pred, over, streak, active)
+
+
 class Metrics:
     """The project's Prometheus series, in their own registry.
 
@@ -117,6 +177,8 @@ class Metrics:
         ``(tp, end offset, read offset)`` of each assigned input partition, at scrape time.
     owns : callable, optional
         ``symbol -> bool``: this worker owns the symbol's partition now (default: always).
+    monitoring : callable, optional
+        The monitoring summaries of the owned symbols, at scrape time.
     process : bool
         Add the process, platform and GC collectors (CPU, memory, open files, Python GC).
     """
@@ -128,6 +190,7 @@ class Metrics:
         model_versions: Callable[[], Mapping[str, str]] | None = None,
         partition_offsets: Callable[[], Iterable[tuple[TP, int, int]]] | None = None,
         owns: Callable[[str], bool] | None = None,
+        monitoring: Callable[[], Iterable[Mapping[str, object]]] | None = None,
         process: bool = False,
     ) -> None:
         self.registry = registry if registry is not None else CollectorRegistry()
@@ -156,12 +219,20 @@ class Metrics:
             "tinhieu_candle_to_delivered_seconds", "Kafka time of a batch's newest candle -> "
             "the batch's signals, orders and dead letters delivered.",
             buckets=DELIVERY_BUCKETS, registry=r)
+        self.alerts = Counter(
+            "tinhieu_alerts", "Alerts raised and cleared, by kind (symbol * for cluster-wide).",
+            ["symbol", "kind", "state"], registry=r)
+        self.outcomes = Counter(
+            "tinhieu_signal_outcomes", "Verdicts whose outcome became known, by what was said "
+            "and what happened.", ["symbol", "action", "label"], registry=r)
         self.equity: dict[str, float] = {}
         r.register(_PaperEquity(self.equity, owns or (lambda symbol: True)))
         if model_versions is not None:
             r.register(_ModelInfo(model_versions))
         if partition_offsets is not None:
             r.register(_ConsumerLag(partition_offsets))
+        if monitoring is not None:
+            r.register(_Monitoring(monitoring))
 
     def observe_symbol_batch(self, symbol: str, candles: int, result: Advanced) -> None:
         """One symbol's batch handled: ``candles`` valid candles taken, ``result`` the
@@ -173,10 +244,16 @@ class Metrics:
                 self.predict_seconds.observe(signal["latency_ms"] / 1000.0)
         for fill in result.fills:
             self.orders.labels(symbol, str(fill.side), str(fill.reason)).inc()
+        for outcome in result.outcomes:
+            self.outcomes.labels(symbol, outcome["action"], outcome["label"]).inc()
         book = result.record.get("book")
         if result.signals and book:
             close = float(result.signals[-1]["close"])
             self.equity[symbol] = float(book["cash"]) + position_value(book, close)
+
+    def observe_alert(self, alert: Any) -> None:
+        """An alert (``tinhieu.monitoring.alerts.Alert``) raised or cleared."""
+        self.alerts.labels(alert.symbol or "*", alert.kind, alert.state).inc()
 
     def observe_dead_letters(self, codes: Iterable[str]) -> None:
         for code in codes:
@@ -211,8 +288,23 @@ def _owns(symbol: str) -> bool:
     return TP(MARKET_DATA, key_partition(symbol)) in assigned
 
 
+def _monitoring() -> list[Mapping[str, object]]:
+    from tables.windows import symbol_to_window
+
+    out = []
+    for symbol in settings.symbols:
+        if not _owns(symbol):
+            continue
+        record = symbol_to_window.get(symbol.encode())
+        if record and record.get("signal"):
+            out.append(runtime.monitors.summary(
+                symbol, record.get("monitor"), runtime.models.current(symbol),
+                int(record["signal"]["candle_time"])))
+    return out
+
+
 metrics = Metrics(model_versions=_model_versions, partition_offsets=_partition_offsets,
-                  owns=_owns, process=True)
+                  owns=_owns, monitoring=_monitoring, process=True)
 # Faust's sensor becomes the app's monitor (a faust Monitor: /health still reads its offsets)
 # and serves /metrics with the project's series in the same registry.
 setup_prometheus_sensors(app, pattern="/metrics", registry=metrics.registry,

@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 
 from tinhieu.ensemble import parse_weights
 from tinhieu.labels import label_settings
+from tinhieu.monitor import Monitors
 from tinhieu.registry import open_registry
 from tinhieu.settings import Settings
 from tinhieu.signals import ModelCache
@@ -59,6 +60,7 @@ class Runtime:
         )
         # The label rule of the training labels, applied forward to every verdict live.
         self.label_params = label_settings(settings)
+        self.monitors = Monitors(settings)  # quality, drift and alerts of the owned symbols
         self.models_loaded = asyncio.Event()
         self._refresh_lock = asyncio.Lock()
         self.predict_latency = LatencySamples()

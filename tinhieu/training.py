@@ -56,6 +56,7 @@ from tinhieu.labels import (
     make_scheme_labels,
     spans_gap,
 )
+from tinhieu.monitoring.drift import feature_reference
 from tinhieu.registry import ModelRegistry, open_registry
 from tinhieu.settings import Settings
 from tinhieu.symbols import canonical, normalize
@@ -842,6 +843,12 @@ def train_symbol(
     members: dict[str, tuple[Any, dict[str, Any]]] = {}
     importances: dict[str, float] = {}
     baselines = {b: overall[b] for b in BASELINES}
+    # What live monitoring compares the features and the signal mix with (tinhieu.monitor).
+    # The signal mix is the walk-forward one (out of sample), not the refit's in-sample mix.
+    drift_ref = feature_reference(data.X[rows], list(MODEL_FEATURES),
+                                  window=int(getattr(settings, "drift_window", 1440)))
+    wf_actions = np.array(CLASSES)[np.concatenate(pooled_cols)]
+    drift_ref["actions"] = {ACTIONS[c]: float((wf_actions == c).mean()) for c in CLASSES}
     for algo, model in build_models(config, algos).items():
         fitted = fit_model(algo, model, inputs[algo][rows], y_fin, config, span)
         base = fitted.base if isinstance(fitted, CalibratedModel) else fitted
@@ -867,6 +874,7 @@ def train_symbol(
             "ensemble_weight": final_weights[algo],
             "params": _params(base),
             "config": asdict(config),
+            "drift_reference": drift_ref,
         }
         members[algo] = (fitted, meta)
         bar.update(1)

@@ -11,7 +11,8 @@ from unittest import mock
 import pytest
 
 from agents import candles as candles_agent
-from models.records import Order, Signal
+from models.records import Alert, Order, Signal, SignalOutcome
+from streams import monitoring as monitoring_views
 from streams.app import runtime
 from tables.windows import symbol_to_window
 from tinhieu.data import load_candles, parse_time
@@ -49,14 +50,22 @@ def recorded(models: ModelCache | None = None):
     """Record signals and dead letters instead of producing them to Kafka."""
     signals: list = []
     letters: list[tuple[str, str]] = []
+    alerts: list = []
 
     async def send_signal(topic, key, value):
         assert key == value["symbol"]
         if topic == "signals":
             signals.append(Signal.from_data(value))  # what a consumer of the topic reads
+        elif topic == "signal_outcomes":
+            SignalOutcome.from_data(value)
         else:
             assert topic == "orders"
             Order.from_data(value)  # the Order record's shape
+        return _delivered()
+
+    async def send_alert(topic, key, value):
+        assert topic == "alerts" and key == (value["symbol"] or "*")
+        alerts.append(Alert.from_data(value))
         return _delivered()
 
     async def send_letter(event, code, reason, agent):
@@ -66,6 +75,7 @@ def recorded(models: ModelCache | None = None):
     patches = [
         mock.patch.object(candles_agent, "publish_json", send_signal),
         mock.patch.object(candles_agent, "send_dead_letter", send_letter),
+        mock.patch.object(monitoring_views, "publish_json", send_alert),
     ]
     if models is not None:
         patches.append(mock.patch.object(runtime, "models", models))
