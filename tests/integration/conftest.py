@@ -3,9 +3,17 @@ tests/conftest.py)."""
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
+import subprocess
+import urllib.request
+from pathlib import Path
+
 import pytest
 
-from tests.integration.procs import Worker
+from tests.integration.procs import Worker, prometheus_binary, wait_for
+from tinhieu.kafka_embedded import free_port
 
 
 @pytest.fixture(scope="module")
@@ -18,3 +26,44 @@ def worker(env, tmp_path_factory):
         yield w
     finally:
         w.stop()
+
+
+@pytest.fixture(scope="module")
+def prometheus(worker, tmp_path_factory):
+    """A real Prometheus server (Debian's package, installed when missing and possible, else
+    the test is skipped) on 127.0.0.1 scraping the module's worker every second."""
+    binary = prometheus_binary()
+    home: Path = tmp_path_factory.mktemp("prometheus")
+    port = free_port()
+    (home / "prometheus.yml").write_text(
+        "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n"
+        "scrape_configs:\n  - job_name: tinhieu\n    metrics_path: /metrics\n"
+        f"    static_configs:\n      - targets: ['127.0.0.1:{worker.web_port}']\n"
+    )
+    log = open(home / "prometheus.log", "wb")
+    proc = subprocess.Popen(
+        [binary, f"--config.file={home / 'prometheus.yml'}",
+         f"--storage.tsdb.path={home / 'data'}", f"--web.listen-address=127.0.0.1:{port}"],
+        cwd=home, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )
+    log.close()
+    url = f"http://127.0.0.1:{port}"
+    try:
+        def ready() -> bool:
+            if proc.poll() is not None:
+                raise AssertionError((home / "prometheus.log").read_text()[-3000:])
+            with contextlib.suppress(OSError):
+                with urllib.request.urlopen(url + "/-/ready", timeout=2) as resp:
+                    return resp.status == 200
+            return False
+
+        wait_for(ready, 30, "prometheus ready")
+        yield url
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(5)

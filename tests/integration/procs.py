@@ -5,14 +5,18 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from tinhieu.kafka_embedded import free_port
 
@@ -141,3 +145,32 @@ def wait_for(
             return last
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout} s waiting for {what} (last: {last!r})")
+
+
+def prometheus_binary() -> str:
+    """Debian's prometheus, installed here when missing and we may (root); else skip."""
+    found = shutil.which("prometheus")
+    if found:
+        return found
+    if os.geteuid() != 0 or not shutil.which("apt-get"):
+        pytest.skip("the 'prometheus' binary is missing and apt-get cannot install it here "
+                    "(not root or not Debian): apt-get install prometheus")
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    cmd = ["apt-get", "install", "-y", "--no-install-recommends", "prometheus"]
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    if done.returncode != 0:  # a fresh machine may not have the package lists yet
+        subprocess.run(["apt-get", "update"], env=env, capture_output=True, timeout=600)
+        done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    found = shutil.which("prometheus")
+    if not found:
+        pytest.skip(f"apt-get install prometheus failed: {done.stderr[-500:]}")
+    return found
+
+
+def prometheus_query(url: str, promql: str) -> list[dict]:
+    with urllib.request.urlopen(
+        f"{url}/api/v1/query?query={urllib.parse.quote(promql)}", timeout=5
+    ) as resp:
+        body = json.loads(resp.read())
+    assert body["status"] == "success", body
+    return body["data"]["result"]

@@ -4,22 +4,18 @@ Prometheus server (Debian's ``prometheus`` package) whose query API returns the 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
-import os
 import shutil
-import signal
 import subprocess
 import time
 import urllib.parse
 import urllib.request
-from pathlib import Path
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.integration.procs import ROOT, Worker, app_env, run_command, wait_for
-from tinhieu.kafka_embedded import free_port
+from tests.integration.procs import prometheus_query as query
 from tinhieu.kafka_io import make_producer
 
 pytestmark = pytest.mark.integration
@@ -115,76 +111,6 @@ def test_faust_sensor_series_are_served(replayed) -> None:
     sent = replayed["faust_topic_messages_sent_total"]
     assert total(sent, topic="topic.it-metrics-symbol_to_window-changelog") >= 1
     assert replayed["process_resident_memory_bytes"][()] > 10e6
-
-
-# --- a real Prometheus server ------------------------------------------------------------
-
-def prometheus_binary() -> str:
-    """Debian's prometheus, installed here when missing and we may (root); else skip."""
-    found = shutil.which("prometheus")
-    if found:
-        return found
-    if os.geteuid() != 0 or not shutil.which("apt-get"):
-        pytest.skip("the 'prometheus' binary is missing and apt-get cannot install it here "
-                    "(not root or not Debian): apt-get install prometheus")
-    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-    cmd = ["apt-get", "install", "-y", "--no-install-recommends", "prometheus"]
-    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
-    if done.returncode != 0:  # a fresh machine may not have the package lists yet
-        subprocess.run(["apt-get", "update"], env=env, capture_output=True, timeout=600)
-        done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
-    found = shutil.which("prometheus")
-    if not found:
-        pytest.skip(f"apt-get install prometheus failed: {done.stderr[-500:]}")
-    return found
-
-
-@pytest.fixture(scope="module")
-def prometheus(worker, tmp_path_factory):
-    binary = prometheus_binary()
-    home: Path = tmp_path_factory.mktemp("prometheus")
-    port = free_port()
-    (home / "prometheus.yml").write_text(
-        "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n"
-        "scrape_configs:\n  - job_name: tinhieu\n    metrics_path: /metrics\n"
-        f"    static_configs:\n      - targets: ['127.0.0.1:{worker.web_port}']\n"
-    )
-    log = open(home / "prometheus.log", "wb")
-    proc = subprocess.Popen(
-        [binary, f"--config.file={home / 'prometheus.yml'}",
-         f"--storage.tsdb.path={home / 'data'}", f"--web.listen-address=127.0.0.1:{port}"],
-        cwd=home, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-    )
-    log.close()
-    url = f"http://127.0.0.1:{port}"
-    try:
-        def ready() -> bool:
-            if proc.poll() is not None:
-                raise AssertionError((home / "prometheus.log").read_text()[-3000:])
-            with contextlib.suppress(OSError):
-                with urllib.request.urlopen(url + "/-/ready", timeout=2) as resp:
-                    return resp.status == 200
-            return False
-
-        wait_for(ready, 30, "prometheus ready")
-        yield url
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(5)
-
-
-def query(url: str, promql: str) -> list[dict]:
-    with urllib.request.urlopen(
-        f"{url}/api/v1/query?query={urllib.parse.quote(promql)}", timeout=5
-    ) as resp:
-        body = json.loads(resp.read())
-    assert body["status"] == "success", body
-    return body["data"]["result"]
 
 
 def test_prometheus_scrapes_the_worker_and_answers_queries(replayed, prometheus) -> None:

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import urllib.parse
 import urllib.request
 from collections import Counter
 from pathlib import Path
@@ -25,6 +27,7 @@ from pathlib import Path
 import pytest
 
 from tests.integration.procs import app_env, run_command, wait_for
+from tests.integration.procs import prometheus_query as query
 from tinhieu.data import load_candles, parse_time
 from tinhieu.kafka_io import decode_json, read_topic
 from tinhieu.registry import open_registry
@@ -123,3 +126,54 @@ def test_outcomes_quality_drift_and_alerts(kafka, worker, env, data_1m) -> None:
     assert "tinhieu_drift_psi_max{" in metrics
     assert 'tinhieu_alerts_total{kind="feature_drift",state="raised",symbol="BTC/USDT"} 1.0' \
         in metrics
+
+
+GRAPH_QUERIES = (
+    'tinhieu_rolling_accuracy{window="86400s",model="champion"}',
+    "tinhieu_drift_psi_max",
+    'sum by (kind) (tinhieu_alerts_total{state="raised"})',
+    "sum by (action, label) (tinhieu_signal_outcomes_total)",
+)
+
+
+def test_prometheus_has_the_monitoring_series(worker, prometheus) -> None:
+    """After the replays above, a real Prometheus scraping the worker answers the queries of
+    the dashboard's monitoring row (and, with MONITORING_SCREENSHOTS=docs/img, its graph page
+    is saved as the screenshot docs/MONITORING.md shows)."""
+    for promql in GRAPH_QUERIES:
+        result = wait_for(lambda q=promql: query(prometheus, q), 30, promql, ready=bool)
+        assert all(float(r["value"][1]) >= 0 for r in result)
+    raised = {r["metric"]["kind"] for r in query(prometheus, GRAPH_QUERIES[2])}
+    assert "feature_drift" in raised
+    target = os.environ.get("MONITORING_SCREENSHOTS")
+    if target:
+        _graph_screenshot(prometheus, Path(target) / "prometheus-monitoring.png")
+
+
+def _graph_screenshot(prometheus_url: str, path: Path) -> None:
+    import time as _time
+
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    from tests.integration.test_dashboard_browser import _chromium
+
+    binary, driver_path = _chromium()
+    options = webdriver.ChromeOptions()
+    options.binary_location = binary
+    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage",
+                "--window-size=1400,2700"):
+        options.add_argument(arg)
+    driver = webdriver.Chrome(options=options, service=Service(driver_path))
+    try:
+        params = "&".join(
+            f"g{i}.expr={urllib.parse.quote(q)}&g{i}.tab=0&g{i}.range_input=1m"
+            for i, q in enumerate(GRAPH_QUERIES))
+        _time.sleep(30)  # half the graphs' range of scrapes (Prometheus started after replays)
+        driver.get(f"{prometheus_url}/graph?{params}")
+        _time.sleep(4)  # the graphs draw after their queries return
+        driver.execute_script("document.activeElement.blur(); window.scrollTo(0, 0);")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        driver.save_screenshot(str(path))
+    finally:
+        driver.quit()
