@@ -44,6 +44,7 @@ from streams.topics import (
     ORDERS,
     SIGNAL_OUTCOMES,
     SIGNALS,
+    SIGNALS_SHADOW,
     market_data_raw_topic,
     publish_json,
 )
@@ -53,6 +54,7 @@ from tinhieu import i18n
 from tinhieu.broker import RiskConfig
 from tinhieu.candles import CandleError, ValidCandle, candle_from_message
 from tinhieu.pipeline import Advanced, Rejected, advance
+from tinhieu.shadow import maybe_decide, shadow_advance
 from tinhieu.tradelog import TradeLog
 
 log = logging.getLogger("tinhieu.candles")
@@ -144,13 +146,44 @@ def _advance_one_by_one(
     return merged
 
 
-async def _monitor(symbol: str, record: Any, result: Advanced, ensemble: Any) -> list[Any]:
+async def _shadow(symbol: str, record: Any, result: Advanced) -> tuple[list[Any], list[Any]]:
+    """The challenger on the same candles (tinhieu.shadow): its signals to signals.shadow,
+    its outcomes to signal_outcomes, its book in the record; the promotion decision when the
+    evidence is there. Returns the delivery futures and the challenger's outcomes. The
+    shadow never stops the champion: a failure is logged and the shadow left as it was."""
+    challenger = runtime.models.challenger(symbol) if settings.shadow_enabled else None
+    before = (record or {}).get("shadow")
+    if challenger is None and not before:
+        return [], []
+    try:
+        shadowed = shadow_advance(before, symbol, result.signals, result.rows, challenger,
+                                  runtime.models.challenger_version(symbol), risk,
+                                  runtime.label_params, result.outcomes)
+        verdict = None
+        if shadowed.state is not None:
+            verdict = maybe_decide(shadowed.state, min_outcomes=settings.promotion_min_outcomes,
+                                   min_trades=settings.promotion_min_trades,
+                                   margin_pct=settings.promotion_margin_pct)
+    except Exception:  # noqa: BLE001
+        log.exception("%s: the shadow failed on this batch (the champion goes on)", symbol)
+        return [], []
+    result.record["shadow"] = shadowed.state
+    pending = [await publish_json(SIGNALS_SHADOW, symbol, s) for s in shadowed.signals]
+    pending += [await publish_json(SIGNAL_OUTCOMES, symbol, o) for o in shadowed.outcomes]
+    if verdict is not None and shadowed.state is not None:
+        runtime.decide(symbol, shadowed.state["version"], verdict,
+                       int(result.signals[-1]["candle_time"]))
+    return pending, shadowed.outcomes
+
+
+async def _monitor(symbol: str, record: Any, result: Advanced, ensemble: Any,
+                   shadow_outcomes: Sequence[Any] = ()) -> list[Any]:
     """Fold the batch into the symbol's monitoring state (in its record); send the alerts.
     Monitoring never stops trading: a failure is logged and the state left as it was."""
     try:
         state, alerts = runtime.monitors.observe(
             symbol, (record or {}).get("monitor"), result.signals, result.rows,
-            result.outcomes, result.fills, ensemble)
+            [*result.outcomes, *shadow_outcomes], result.fills, ensemble)
     except Exception:  # noqa: BLE001
         log.exception("%s: monitoring failed on this batch (trading goes on)", symbol)
         return []
@@ -209,7 +242,9 @@ async def handle_batch(events: Sequence[EventT]) -> None:
             i18n.log(log, logging.INFO, "broker.fill", **order)
         for outcome in result.outcomes:
             pending.append(await publish_json(SIGNAL_OUTCOMES, symbol, outcome))
-        pending.extend(await _monitor(symbol, record, result, ensemble))
+        shadow_pending, shadow_outcomes = await _shadow(symbol, record, result)
+        pending.extend(shadow_pending)
+        pending.extend(await _monitor(symbol, record, result, ensemble, shadow_outcomes))
         if result.fills:
             filled_books[symbol] = result.record["book"]
         fills.extend(result.fills)

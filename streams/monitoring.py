@@ -30,6 +30,7 @@ from streams.metrics import metrics
 from streams.topics import ALERTS, publish_json
 from streams.views import health_sections, partition_lag, routed
 from tables.windows import symbol_to_window
+from tinhieu.monitor import shadow_summary
 from tinhieu.monitoring.alerts import Alert, AlertBook, format_alert
 
 log = logging.getLogger("tinhieu.monitoring")
@@ -54,7 +55,8 @@ def _summary(symbol: str) -> dict[str, Any] | None:
         return None
     now_ms = int(record["signal"]["candle_time"])
     return runtime.monitors.summary(symbol, record.get("monitor"),
-                                    runtime.models.current(symbol), now_ms)
+                                    runtime.models.current(symbol), now_ms,
+                                    record.get("shadow"))
 
 
 @app.page("/monitoring/{symbol}")
@@ -90,6 +92,38 @@ class MonitoringApi(View):
 
 @app.page(API + "/monitoring/{base}/{quote}")
 class MonitoringSlashApi(MonitoringApi):
+    async def get(self, request: Request, base: str, quote: str) -> Response:  # type: ignore[override]
+        return await super().get(request, f"{base}/{quote}")
+
+
+@app.page("/models/{symbol}")
+class ModelsView(View):
+    """The symbol's champion and challenger: aliases, loaded versions, and the shadow's
+    comparison on the same candles (trades, after-fee return, hit rate, calibration)."""
+
+    async def get(self, request: Request, symbol: str) -> Response:
+        return await routed(self, request, symbol_to_window.name, symbol, self._local)
+
+    async def _local(self, symbol: str) -> Response:
+        record = symbol_to_window.get(symbol.encode()) or {}
+        status = runtime.models.status()
+        champion = runtime.models.current(symbol)
+        summary = _summary(symbol) or {}
+        return self.json({
+            "symbol": symbol,
+            "aliases": status["aliases"].get(symbol, {}),
+            "champion": getattr(champion, "model_version", None),
+            "challenger": status["shadow"].get(symbol),
+            "missing": status["missing"].get(symbol),
+            "shadow_missing": status["shadow_missing"].get(symbol),
+            "shadow": shadow_summary(record.get("shadow")),
+            "walk_forward": summary.get("walk_forward"),
+            "quality": summary.get("quality"),
+        })
+
+
+@app.page("/models/{base}/{quote}")
+class ModelsSlashView(ModelsView):
     async def get(self, request: Request, base: str, quote: str) -> Response:  # type: ignore[override]
         return await super().get(request, f"{base}/{quote}")
 

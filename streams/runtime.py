@@ -69,6 +69,7 @@ class Runtime:
         self.intake_latency = LatencySamples()
         self.delivery_latency = LatencySamples()
         self._db_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tradelog")
+        self._decisions: set[asyncio.Future[None]] = set()
         self._trade_log: TradeLog | None = None
 
     # --- models -----------------------------------------------------------------------
@@ -88,6 +89,39 @@ class Runtime:
             log.exception("model registry %s could not be read", self.settings.models_path)
         finally:  # symbols without models get NEUTRAL signals; the agent is never held back
             self.models_loaded.set()
+
+    # --- the shadow's decisions ------------------------------------------------------------
+    def decide(self, symbol: str, version: str, verdict: dict[str, Any], at_ms: int) -> None:
+        """Apply the shadow's verdict on the challenger off the loop (a task): MLflow (alias
+        change or a note on the version, actor ``shadow``) and the trade log
+        (``model_decisions``), then reload the models when the champion changed."""
+        task = asyncio.ensure_future(self._decide(symbol, version, verdict, at_ms))
+        self._decisions.add(task)
+        task.add_done_callback(self._decisions.discard)
+
+    async def _decide(self, symbol: str, version: str, verdict: dict[str, Any],
+                      at_ms: int) -> None:
+        decision = verdict["decision"]
+        if decision == "promote" and not self.settings.promotion_auto:
+            decision = "promote_suggested"  # logged; the aliases stay as they are
+        reason = str(verdict["reason"])
+        evidence = {k: verdict.get(k) for k in ("champion", "challenger", "edge_pct",
+                                                "margin_pct", "min_outcomes", "min_trades")}
+        log.warning("[MO HINH] %s: challenger %s: %s (%s)", symbol, version, decision, reason)
+        loop = asyncio.get_running_loop()
+        record = getattr(self.models.registry, "record_decision", None)
+        try:
+            if record is not None:
+                await loop.run_in_executor(
+                    None, lambda: record(symbol, version, decision, reason, actor="shadow"))
+            await self.trade_log(lambda db: db.record_decision(
+                symbol, at_ms, version, decision, "shadow", reason, evidence))
+        except Exception:  # noqa: BLE001 - logged; the shadow decides again later
+            log.exception("%s: the decision on challenger %s could not be recorded", symbol,
+                          version)
+            return
+        if decision == "promote":
+            await self.refresh_models()
 
     # --- trade log ----------------------------------------------------------------------
     def _open_trade_log(self) -> TradeLog:

@@ -248,6 +248,25 @@ class MlflowRegistry:
         return RegistrySnapshot(self.fallback, symbol, f"file:{fp}", aliases, None,
                                 str(self.fallback.root))
 
+    def alias_snapshot(self, symbol: str, alias: str,
+                       aliases: Mapping[str, str] | None = None) -> RegistrySnapshot | None:
+        """The members of the version ``alias`` points at, pinned (None: alias not set).
+        The shadow loads the challenger with it (tinhieu.signals.ModelCache)."""
+        symbol = canonical(symbol)
+        try:
+            aliases = dict(aliases) if aliases is not None else self.aliases(symbol)
+            version = aliases.get(alias)
+            if version is None:
+                return None
+            tags = self._version_tags(symbol, version)
+        except ModelRegistryError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a locked or unreachable store
+            raise ModelRegistryError(f"MLflow store {self.root} cannot be read: {exc}") from exc
+        members = {a: version for a in tags.get("members", "").split(",") if a}
+        return RegistrySnapshot(self, symbol, f"mlflow:{model_name(symbol)}:{version}",
+                                aliases, members, self.root)
+
     def production(self, symbol: str, algorithm: str) -> str | None:
         """The champion's version when it has ``algorithm``; else the file registry's."""
         return self.snapshot(symbol).production(symbol, algorithm)
@@ -639,6 +658,23 @@ class MlflowRegistry:
             gone = self._event(symbol, CHALLENGER, label, label, "removed", actor,
                                f"promoted to champion: {reason}".rstrip(": "))
             client.set_model_version_tag(name, str(number), gone["key"], _tag(gone["json"]))
+        return json.loads(event["json"])
+
+    def record_decision(self, symbol: str, version: str, decision: str, reason: str, *,
+                        actor: str = "shadow") -> dict[str, Any]:
+        """The shadow's verdict on a challenger: ``promote`` makes it champion (recorded as
+        an alias change by ``actor``), ``keep`` is recorded on the version (``models
+        history`` shows both, with the numbers in the reason)."""
+        if decision == "promote":
+            return self.set_alias(symbol, version, CHAMPION, actor=actor, reason=reason)
+        symbol = canonical(symbol)
+        number = parse_version(version)
+        if number is None:
+            raise ModelRegistryError(f"bad version {version!r} (MLflow versions are v1, v2, ...)")
+        label = version_label(number)
+        event = self._event(symbol, CHALLENGER, label, label, decision, actor, reason)
+        self._writer().set_model_version_tag(model_name(symbol), str(number), event["key"],
+                                             _tag(event["json"]))
         return json.loads(event["json"])
 
     def promote(self, symbol: str, version: str, *, alias: str = CHAMPION,

@@ -132,8 +132,9 @@ class Monitors:
         for outcome in outcomes:
             quality.add(_quality_outcome(outcome))
         st["quality"] = quality.to_dict()
-        if outcomes:
-            st["recent"] = ([dict(o) for o in outcomes] + list(st["recent"]))[:RECENT_OUTCOMES]
+        mine = [o for o in outcomes if o.get("model", "champion") == "champion"]
+        if mine:
+            st["recent"] = ([dict(o) for o in mine] + list(st["recent"]))[:RECENT_OUTCOMES]
 
         drift = self.drift_monitor(symbol, ensemble)
         if drift is not None:
@@ -147,6 +148,8 @@ class Monitors:
                 drift.update_prediction(str(signal["action"]))
             last = self._last_error_ms.get(symbol)
             for outcome in outcomes:
+                if outcome.get("model", "champion") != "champion":
+                    continue
                 t = int(outcome["candle_time"])
                 if last is None or t >= last + self.error_stride_ms:
                     drift.update_error(not outcome["correct"])
@@ -197,7 +200,7 @@ class Monitors:
         return out
 
     def summary(self, symbol: str, state: Mapping[str, Any] | None, ensemble: Any,
-                now_ms: int) -> dict[str, Any]:
+                now_ms: int, shadow: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """What ``/monitoring/{symbol}`` shows: rolling quality per window beside the
         walk-forward figures, drift, active alerts, streak, newest outcomes."""
         st = {**new_monitor_state(), **(dict(state) if state else {})}
@@ -217,7 +220,28 @@ class Monitors:
             "alerts": [a.to_dict() for a in book.active()],
             "losing_streak": int(st["streak"]),
             "recent_outcomes": list(st["recent"]),
+            "shadow": shadow_summary(shadow),
         }
+
+
+def shadow_summary(shadow: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """Champion vs challenger on the same candles since the challenger started."""
+    if not shadow:
+        return None
+    from tinhieu.shadow import figures
+
+    board = shadow.get("board") or {}
+    book = shadow.get("book") or {}
+    return {
+        "challenger": shadow.get("version"),
+        "challenger_models": shadow.get("model_version"),
+        "since": shadow.get("since"),
+        "champion_figures": figures(board.get("champion")),
+        "challenger_figures": figures(board.get("challenger")),
+        "challenger_book": {k: book.get(k) for k in ("cash", "qty", "realized_pnl",
+                                                     "fees_paid", "n_round_trips", "n_wins")},
+        "decisions": list(shadow.get("decisions") or []),
+    }
 
 
 _CLASS = {"SELL": -1, "NEUTRAL": 0, "BUY": 1}

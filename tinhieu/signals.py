@@ -77,10 +77,23 @@ class ModelCache:
         self._errors: dict[str, str] = {}
         self._aliases: dict[str, dict[str, str]] = {}
         self._unreadable: dict[str, str] = {}
+        # the shadow: the challenger's ensemble per symbol, with its version
+        self._challengers: dict[str, tuple[str, Ensemble]] = {}
+        self._challenger_errors: dict[str, str] = {}
 
     def current(self, symbol: str) -> Ensemble | None:
         """The ensemble loaded for ``symbol`` (never touches the disk)."""
         return self._ensembles.get(symbol)
+
+    def challenger(self, symbol: str) -> Ensemble | None:
+        """The challenger's ensemble for the shadow (None: no challenger), no disk."""
+        held = self._challengers.get(symbol)
+        return held[1] if held is not None else None
+
+    def challenger_version(self, symbol: str) -> str | None:
+        """The registry version (``v3``) of the challenger the shadow runs."""
+        held = self._challengers.get(symbol)
+        return held[0] if held is not None else None
 
     def get(self, symbol: str) -> Ensemble | None:
         """:meth:`refresh` when ``check_every_s`` has passed for ``symbol``, then
@@ -114,6 +127,7 @@ class ModelCache:
             return self._ensembles.get(symbol)
         self._unreadable.pop(symbol, None)
         self._aliases[symbol] = dict(snapshot.aliases)
+        self._refresh_challenger(symbol, snapshot.aliases)
         fingerprint = snapshot.fingerprint
         if fingerprint == self._fingerprints.get(symbol):
             return self._ensembles.get(symbol)
@@ -136,6 +150,33 @@ class ModelCache:
             log, logging.INFO, "signals.reloaded", symbol=symbol, version=ensemble.model_version
         )
         return ensemble
+
+    def _refresh_challenger(self, symbol: str, aliases: Mapping[str, str]) -> None:
+        """Load the version the ``challenger`` alias points at when it changed (blocking)."""
+        version = aliases.get("challenger")
+        snapshot_of = getattr(self.registry, "alias_snapshot", None)
+        if snapshot_of is None or version is None or version == aliases.get("champion"):
+            self._challengers.pop(symbol, None)
+            self._challenger_errors.pop(symbol, None)
+            return
+        held = self._challengers.get(symbol)
+        if held is not None and held[0] == version:
+            return
+        try:
+            snapshot = snapshot_of(symbol, "challenger", aliases)
+            ensemble = Ensemble.from_registry(snapshot, symbol, self.weights,
+                                              self.min_confidence)
+        except Exception as exc:  # noqa: BLE001 - the shadow must never stop the champion
+            self._challengers.pop(symbol, None)
+            if self._challenger_errors.get(symbol) != str(exc):
+                log.warning("%s: challenger %s does not load (%s); no shadow", symbol,
+                            version, exc)
+            self._challenger_errors[symbol] = str(exc)
+            return
+        self._challenger_errors.pop(symbol, None)
+        self._challengers[symbol] = (version, ensemble)
+        i18n.log(log, logging.INFO, "signals.reloaded", symbol=symbol,
+                 version=f"challenger {ensemble.model_version}")
 
     def _why_not_promoted(self, symbol: str) -> str | None:
         """When models were trained but none is in production: the promotion gate's reason
@@ -161,6 +202,8 @@ class ModelCache:
         return {
             "loaded": {s: e.model_version for s, e in dict(self._ensembles).items()},
             "aliases": {s: dict(a) for s, a in dict(self._aliases).items()},
+            "shadow": {s: e.model_version for s, (_, e) in dict(self._challengers).items()},
+            "shadow_missing": dict(self._challenger_errors),
             "missing": dict(self._errors),
             "feature_schema": FEATURE_SCHEMA_VERSION,
             "registry": str(getattr(self.registry, "root", "")),

@@ -51,6 +51,16 @@ CREATE TABLE IF NOT EXISTS equity (
     equity         REAL NOT NULL,
     PRIMARY KEY (symbol, time)
 );
+CREATE TABLE IF NOT EXISTS model_decisions (
+    symbol     TEXT NOT NULL,
+    at         INTEGER NOT NULL,
+    challenger TEXT NOT NULL,
+    decision   TEXT NOT NULL,
+    actor      TEXT NOT NULL,
+    reason     TEXT NOT NULL,
+    evidence   TEXT NOT NULL,
+    PRIMARY KEY (symbol, at, challenger, decision)
+);
 CREATE TABLE IF NOT EXISTS positions (
     symbol      TEXT PRIMARY KEY,
     qty         REAL NOT NULL,
@@ -67,7 +77,8 @@ class TradeLogError(RuntimeError):
 
 
 class TradeLog:
-    """SQLite trade log with tables ``trades``, ``equity`` and ``positions``.
+    """SQLite trade log with tables ``trades``, ``equity``, ``positions`` and
+    ``model_decisions`` (the shadow's promote / keep decisions).
 
     Parameters
     ----------
@@ -176,6 +187,29 @@ class TradeLog:
             self.upsert_position(symbol, book)
         for row in equity:
             self.record_equity(*row)
+
+    def record_decision(self, symbol: str, at_ms: int, challenger: str, decision: str,
+                        actor: str, reason: str, evidence: Mapping[str, Any]) -> bool:
+        """A promote / keep decision about a challenger, with its numbers; ``False`` when
+        the same decision (symbol, candle time, version) is already logged."""
+        import json
+
+        with self._db:
+            cur = self._db.execute(
+                "INSERT OR IGNORE INTO model_decisions VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (symbol, int(at_ms), challenger, decision, actor, reason,
+                 json.dumps(evidence, sort_keys=True, default=str)),
+            )
+        return cur.rowcount == 1
+
+    def decisions(self, symbol: str | None = None) -> list[dict[str, Any]]:
+        """Logged model decisions, oldest first (evidence as JSON text)."""
+        sql = "SELECT * FROM model_decisions"
+        args: tuple[Any, ...] = ()
+        if symbol is not None:
+            sql += " WHERE symbol = ?"
+            args = (symbol,)
+        return [dict(r) for r in self._db.execute(sql + " ORDER BY at", args)]
 
     # --- reads ----------------------------------------------------------------------
     def trades(self, symbol: str | None = None) -> list[dict[str, Any]]:
