@@ -511,8 +511,13 @@ class Dataset:
 
 
 def prepare_dataset(df: pd.DataFrame, settings: Settings,
-                    label_params: dict[str, Any] | None = None) -> Dataset:
-    """Model features, labels and the persistence input of every usable row of ``df``."""
+                    label_params: dict[str, Any] | None = None,
+                    extra_features: pd.DataFrame | None = None) -> Dataset:
+    """Model features, labels and the persistence input of every usable row of ``df``.
+
+    ``extra_features`` (one row per candle of ``df``) are appended after ``MODEL_FEATURES``:
+    the hook of offline comparisons (``tinhieu.sentiment_compare``); a row with a
+    non-finite extra value is not usable."""
     missing = [c for c in COLUMNS if c not in df.columns]
     if missing:
         raise TrainingError(f"candles lack column(s) {', '.join(missing)}")
@@ -525,6 +530,11 @@ def prepare_dataset(df: pd.DataFrame, settings: Settings,
     gap = spans_gap(ts, before=max(WARMUP, span + 1), after=span,
                     timeframe_ms=settings.timeframe_ms)
     X = feats[list(MODEL_FEATURES)].to_numpy(np.float64)
+    if extra_features is not None:
+        if len(extra_features) != len(df):
+            raise TrainingError(f"extra_features has {len(extra_features)} rows for "
+                                f"{len(df)} candles")
+        X = np.column_stack([X, extra_features.to_numpy(np.float64)])
     y, prev = labels.y, labels.previous
     complete = np.isfinite(X).all(axis=1) & ~np.isnan(y) & ~np.isnan(prev)
     valid = complete & ~gap
@@ -606,6 +616,7 @@ def train_symbol(
     config: ModelConfig | None = None,
     gate: bool = True,
     label_params: dict[str, Any] | None = None,
+    extra_features: pd.DataFrame | None = None,
 ) -> TrainResult:
     """Walk-forward evaluate, refit, save (and promote) rf/svm/lr for one symbol.
 
@@ -635,6 +646,10 @@ def train_symbol(
         Apply the promotion gate (``False``: promote whenever ``promote``; test fixtures).
     label_params : dict, optional
         Label parameters instead of :func:`tinhieu.labels.label_settings` of ``settings``.
+    extra_features : pandas.DataFrame, optional
+        Columns appended to ``MODEL_FEATURES`` (one row per candle), for offline
+        comparisons only: the live path does not compute them, so the models are saved
+        under a feature schema the registry refuses to serve, and ``promote`` must be False.
 
     Raises
     ------
@@ -654,7 +669,15 @@ def train_symbol(
         raise TrainingError(f"n_splits must be >= 2, got {n_splits}")
     df = df.reset_index(drop=True)
     params = dict(label_params or label_settings(settings))
-    data = prepare_dataset(df, settings, params)
+    names = list(MODEL_FEATURES)
+    schema = FEATURE_SCHEMA_VERSION
+    if extra_features is not None:
+        if promote:
+            raise TrainingError("extra_features are for offline comparisons (the live path "
+                                "does not compute them): train with promote=False")
+        names += [str(c) for c in extra_features.columns]
+        schema = f"{FEATURE_SCHEMA_VERSION}+extra:{','.join(names[len(MODEL_FEATURES):])}"
+    data = prepare_dataset(df, settings, params, extra_features)
     n = data.y.shape[0]
     span = data.span
     min_rows = (n_splits + 1) * max(50, span * 2)
@@ -845,7 +868,7 @@ def train_symbol(
     baselines = {b: overall[b] for b in BASELINES}
     # What live monitoring compares the features and the signal mix with (tinhieu.monitor).
     # The signal mix is the walk-forward one (out of sample), not the refit's in-sample mix.
-    drift_ref = feature_reference(data.X[rows], list(MODEL_FEATURES),
+    drift_ref = feature_reference(data.X[rows], names,
                                   window=int(getattr(settings, "drift_window", 1440)))
     wf_actions = np.array(CLASSES)[np.concatenate(pooled_cols)]
     drift_ref["actions"] = {ACTIONS[c]: float((wf_actions == c).mean()) for c in CLASSES}
@@ -855,11 +878,11 @@ def train_symbol(
         if algo == "rf":
             importances = {
                 name: float(v)
-                for name, v in zip(MODEL_FEATURES, base.feature_importances_, strict=True)
+                for name, v in zip(names, base.feature_importances_, strict=True)
             }
         meta = {
-            "feature_schema": FEATURE_SCHEMA_VERSION,
-            "feature_names": list(MODEL_FEATURES),
+            "feature_schema": schema,
+            "feature_names": names,
             "train_start_ms": int(data.ts[rows[0]]),
             "train_end_ms": int(data.ts[rows[-1]]),
             "train_rows": int(rows.shape[0]),
