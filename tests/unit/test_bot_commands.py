@@ -30,6 +30,7 @@ from aiohttp import ClientSession, web
 from discord.ext import commands
 
 from tests.fakes.records import ORDER_FIELDS
+from tests.unit.test_bot_service import MODELS_V3_V4, monitoring_json, sentiment_json
 from tinhieu.bot import run_bot
 from tinhieu.bot.commands import channel_poster, create_bot
 from tinhieu.bot.messages import order_embed
@@ -85,13 +86,19 @@ class FakeExchange:
 
 
 class Worker:
-    """One worker's web views on 127.0.0.1: /health and /signals/{symbol}."""
+    """One worker's web views on 127.0.0.1: /health (with the models section),
+    /signals/{symbol}, /sentiment/{symbol} (the empty answer for a symbol without news, as
+    the real view gives it) and /monitoring/{symbol}."""
 
     def __init__(self) -> None:
         self.signals: dict[str, dict[str, Any]] = {"BTC-USDT": SIGNAL}
+        self.sentiments: dict[str, dict[str, Any]] = {"BTC-USDT": sentiment_json()}
+        self.monitoring: dict[str, dict[str, Any]] = {"BTC-USDT": monitoring_json(40, 12)}
         app = web.Application()
         app.router.add_get("/health", self._health)
         app.router.add_get("/signals/{symbol}", self._signal)
+        app.router.add_get("/sentiment/{symbol}", self._sentiment)
+        app.router.add_get("/monitoring/{symbol}", self._monitoring)
         self.runner = web.AppRunner(app)
         self.rebalancing = False
         self.url = ""
@@ -103,7 +110,22 @@ class Worker:
         self.url = f"http://127.0.0.1:{self.runner.addresses[0][1]}"
 
     async def _health(self, request: web.Request) -> web.Response:
-        return web.json_response({"status": "ok"})
+        return web.json_response({"status": "ok", "models": MODELS_V3_V4})
+
+    async def _sentiment(self, request: web.Request) -> web.Response:
+        symbol = request.match_info["symbol"]
+        if self.rebalancing:
+            return web.json_response({"error": "no worker can answer", "retry": True}, status=503)
+        empty = sentiment_json(symbol.replace("-", "/"), [])
+        return web.json_response(self.sentiments.get(symbol, empty))
+
+    async def _monitoring(self, request: web.Request) -> web.Response:
+        symbol = request.match_info["symbol"]
+        if self.rebalancing:
+            return web.json_response({"error": "no worker can answer", "retry": True}, status=503)
+        if symbol not in self.monitoring:
+            return web.json_response({"error": f"no signal for {symbol} yet"}, status=404)
+        return web.json_response(self.monitoring[symbol])
 
     async def _signal(self, request: web.Request) -> web.Response:
         symbol = request.match_info["symbol"]
@@ -203,7 +225,8 @@ async def test_bot_asks_for_the_message_content_intent_and_uses_the_prefix(env: 
     assert fresh.intents.message_content
     assert not fresh.intents.members  # privileged and not needed by the bot itself
     assert fresh.command_prefix == "?"
-    assert {c.name for c in env.bot.commands} == {"ping", "dudoan", "price", "movers", "help"}
+    assert {c.name for c in env.bot.commands} == {
+        "ping", "dudoan", "price", "movers", "tintuc", "mohinh", "help"}
 
 
 # --- !ping ---------------------------------------------------------------------------------
@@ -245,6 +268,22 @@ async def test_dudoan_shows_the_ensemble_and_each_vote(env: Env, form: str) -> N
     assert votes["SVM (svm)"].startswith("🔴 BÁN · 55,0%")
     assert votes["Hồi quy logistic (lr)"].startswith("⚪ ĐỨNG NGOÀI · 51,0%")
     assert "ens-20250321" in (embed.footer.text or "")
+    # the news of the last day: the decayed score and the count (2 headlines in 24 h)
+    # 0.62 * 2**(-5/360) - 0.83 * 2**(-90/360) = -0.084 (half-life 6 h = 360 min)
+    assert fields(embed)["📰 Tin tức"] == "Điểm tâm lý 🔴 **-0,08** · 2 tin trong 24 giờ qua"
+
+
+async def test_dudoan_labels_an_lstm_vote_and_says_when_there_is_no_news(env: Env) -> None:
+    lstm = {"model": "lstm", "action": "SELL", "confidence": 0.58, "version": "lstm-20250321",
+            "weight": 0.5}
+    env.worker.signals["ETH-USDT"] = dict(SIGNAL, symbol="ETH/USDT",
+                                          votes=[*SIGNAL["votes"], lstm])
+    reply = await reply_to("!dudoan eth")
+
+    values = fields(reply.embeds[0])
+    assert values["LSTM (lstm)"].startswith("🔴 BÁN · 58,0%")
+    assert "`lstm-20250321`" in values["LSTM (lstm)"]
+    assert values["📰 Tin tức"] == "chưa có tin"
 
 
 async def test_dudoan_says_plainly_when_no_model_trades_the_symbol(env: Env) -> None:
@@ -312,6 +351,152 @@ async def test_the_bot_keeps_answering_after_an_error(env_workers_down: Env) -> 
     reply = await reply_to("!help")
 
     assert reply.embeds[0].title == "📖 Các lệnh của tinhieu"
+
+
+# --- !tintuc / !news -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("command", ["tintuc", "news", "TINTUC"])
+async def test_tintuc_lists_the_newest_headlines_with_their_scores(env: Env, command: str) -> None:
+    reply = await reply_to(f"!{command} btc")
+
+    embed = reply.embeds[0]
+    assert embed.title == "📰 Tin tức BTC/USDT"
+    description = embed.description or ""
+    assert "(giảm một nửa sau 6 giờ): 🔴 **-0,08**" in description
+    assert "Số tin: **1** trong 1 giờ qua · **2** trong 24 giờ qua · 3 tổng cộng" in description
+    items = list(embed.fields)
+    assert [f.name for f in items] == [
+        "🟢 +0,62 · coindesk.com", "🔴 -0,83 · cointelegraph.com", "⚪ 0,00 · file:history.csv"]
+    assert items[0].value == (
+        "[Bitcoin rallies to a new all-time high](https://www.coindesk.com/markets/btc-ath)\n"
+        "🕒 14:00 21/03/2025 (giờ VN) · 07:00 21/03/2025 UTC"
+    )
+    assert (items[2].value or "").startswith("**BTC miners hold steady**\n")  # no URL: no link
+
+
+async def test_tintuc_keeps_the_embed_within_discord_limits(env: Env) -> None:
+    long = [(i, "Bitcoin " + "surges " * 40, "https://example.com/" + "a" * 380,
+             "https://example.com/rss", 0.5) for i in range(20)]
+    env.worker.sentiments["BTC-USDT"] = sentiment_json(headlines=long)
+
+    reply = await reply_to("!tintuc btc")
+
+    embed = reply.embeds[0]
+    assert 0 < len(embed.fields) < 10 and len(embed) <= 6000
+
+
+async def test_tintuc_without_headlines(env: Env) -> None:
+    reply = await error_reply("!tintuc eth", ServiceUnavailable)
+
+    assert reply.content.startswith("📭 Chưa có tin tức nào nhắc tới ETH/USDT.")
+    assert "TINHIEU_NEWS_FEEDS" in reply.content
+
+
+async def test_tintuc_without_a_symbol_and_with_an_unknown_one(env: Env) -> None:
+    missing = await error_reply("!news", commands.MissingRequiredArgument)
+    unknown = await error_reply("!tintuc doge", UnknownSymbolError)
+
+    assert missing.content == "ℹ️ Thiếu mã coin. Cách dùng: `!news <mã>`, ví dụ `!news btc`."
+    assert unknown.content.startswith("❓ Không nhận ra mã `doge`.")
+
+
+async def test_tintuc_with_every_worker_down(env_workers_down: Env) -> None:
+    reply = await error_reply("!tintuc btc", ServiceUnavailable)
+
+    assert reply.content.startswith("⚠️ Không kết nối được tới worker tinhieu nào.")
+
+
+async def test_tintuc_while_the_workers_rebalance(env: Env) -> None:
+    env.worker.rebalancing = True
+
+    reply = await error_reply("!tintuc btc", ServiceUnavailable)
+
+    assert reply.content.startswith("⏳ Các worker đang chia lại dữ liệu (rebalance).")
+
+
+# --- !mohinh / !models -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("command", ["mohinh", "models"])
+async def test_mohinh_shows_versions_members_and_quality(env: Env, command: str) -> None:
+    reply = await reply_to(f"!{command} btc")
+
+    embed = reply.embeds[0]
+    assert embed.title == "🧠 Mô hình BTC/USDT"
+    description = embed.description or ""
+    assert "🏆 Champion: **v3**" in description
+    assert "🥊 Challenger: **v4** (đang chạy thử song song, không giao dịch)" in description
+    values = fields(embed)
+    members = values["🧩 Các mô hình thành viên (tín hiệu mới nhất)"].splitlines()
+    assert members[0] == "Random Forest (rf) · `rf-20250321` · trọng số 1,20"
+    assert members[-1].endswith("phiên bản `ens-20250321`")
+    assert values["🧪 Walk-forward (lúc huấn luyện)"].splitlines() == [
+        "Độ chính xác **54,2%** · cân bằng 41,0% · n = 5.000",
+        "Mốc so sánh: luôn lớp nhiều nhất 50,1% · lặp lại nhãn trước 38,0%",
+    ]
+    day = values["📈 Thực tế 1 ngày (champion)"].splitlines()
+    assert day[0] == "n = 40 kết quả"
+    assert day[1] == "Độ chính xác **75,0%** (walk-forward 54,2% · luôn ĐỨNG NGOÀI 50,0%)"
+    assert day[3] == "Lệnh MUA có lãi 50,0% (10 lệnh)"
+    assert day[4].startswith("Sai số hiệu chuẩn ") and day[5].startswith("Lợi nhuận giấy ")
+    assert "📈 Thực tế 7 ngày (champion)" in values
+    versus = values["⚖️ Champion vs challenger · 1 ngày"]
+    assert versus.startswith("```") and "champion v3" in versus and "challenger v4" in versus
+    assert [line.split()[-2:] for line in versus.splitlines() if line.startswith("n ")] == [
+        ["40", "12"]]
+
+
+async def test_mohinh_without_a_challenger_has_no_comparison(env: Env) -> None:
+    env.worker.monitoring["BTC-USDT"] = monitoring_json(40, 0)
+
+    reply = await reply_to("!mohinh btc")
+
+    assert not [n for n in fields(reply.embeds[0]) if n.startswith("⚖️")]
+
+
+async def test_mohinh_of_a_symbol_without_a_model(env: Env) -> None:
+    env.worker.signals["ETH-USDT"] = dict(
+        SIGNAL, symbol="ETH/USDT", action="NEUTRAL", confidence=0.0, votes=[],
+        model_version="", reason="no_model",
+    )
+    env.worker.monitoring["ETH-USDT"] = monitoring_json(0, 0, walk_forward=False,
+                                                        symbol="ETH/USDT")
+    reply = await reply_to("!mohinh eth")
+
+    embed = reply.embeds[0]
+    description = embed.description or ""
+    assert "🏆 Champion: chưa có mô hình nào được dùng để giao dịch mã này." in description
+    assert "🥊 Challenger: không có" in description
+    assert "Lý do (từ worker): no model in production" in description
+    values = fields(embed)
+    assert values["🧩 Các mô hình thành viên (tín hiệu mới nhất)"].startswith(
+        "Chưa có mô hình nào được dùng để giao dịch mã này")
+    assert values["🧪 Walk-forward (lúc huấn luyện)"] == "Mô hình không kèm số liệu walk-forward."
+    assert values["📈 Chất lượng thực tế"].startswith("⏳ Chưa có kết quả thực tế nào")
+
+
+async def test_mohinh_before_the_first_signal(env: Env) -> None:
+    reply = await reply_to("!mohinh sol")
+
+    values = fields(reply.embeds[0])
+    assert values["🧩 Các mô hình thành viên (tín hiệu mới nhất)"] == (
+        "⏳ Chưa có tín hiệu nào cho mã này.")
+    assert values["📈 Chất lượng thực tế"] == "⏳ Chưa có dữ liệu giám sát (chưa có tín hiệu nào)."
+
+
+async def test_mohinh_errors(env: Env) -> None:
+    missing = await error_reply("!models", commands.MissingRequiredArgument)
+    unknown = await error_reply("!mohinh doge", UnknownSymbolError)
+
+    assert missing.content == "ℹ️ Thiếu mã coin. Cách dùng: `!models <mã>`, ví dụ `!models btc`."
+    assert unknown.content.startswith("❓ Không nhận ra mã `doge`.")
+
+
+async def test_mohinh_with_every_worker_down(env_workers_down: Env) -> None:
+    reply = await error_reply("!mohinh btc", ServiceUnavailable)
+
+    assert reply.content.startswith("⚠️ Không kết nối được tới worker tinhieu nào.")
 
 
 # --- !price / !gia ------------------------------------------------------------------------
@@ -398,7 +583,8 @@ async def test_help_lists_every_command(env: Env) -> None:
     embed = reply.embeds[0]
     names = list(fields(embed))
     assert names == [
-        "`!dudoan <mã>`", "`!price <mã>`", "`!gia <mã>`", "`!movers`", "`!ping`", "`!help`",
+        "`!dudoan <mã>`", "`!price <mã>`", "`!gia <mã>`", "`!movers`", "`!tintuc <mã>`",
+        "`!news <mã>`", "`!mohinh <mã>`", "`!models <mã>`", "`!ping`", "`!help`",
     ]
     assert "BTC/USDT" in (embed.footer.text or "")
 

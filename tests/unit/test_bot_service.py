@@ -1,26 +1,34 @@
 """TradingService against real aiohttp servers on 127.0.0.1 that answer like the worker views.
 
-Only the workers' HTTP views and the exchange are faked (they are outside the bot).
+Only the workers' HTTP views and the exchange are faked (they are outside the bot). The
+bodies of ``/sentiment`` and ``/monitoring`` are built with the code the worker views call
+(``tinhieu.news.state_as_of``, ``tinhieu.monitor.Monitors.summary``), so a change of their
+shape shows here.
 """
 
 from __future__ import annotations
 
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
+from types import SimpleNamespace
 from typing import Any
 
 import aiohttp
 import pytest
 from aiohttp import web
 
+from tinhieu import news
 from tinhieu.bot.service import (
     BUSY,
     EXCHANGE,
     NO_DATA,
+    NO_NEWS,
     WORKER,
     ServiceUnavailable,
     TradingService,
 )
+from tinhieu.monitor import Monitors
+from tinhieu.monitoring.quality import QualityState
 from tinhieu.settings import Settings, load_settings
 from tinhieu.symbols import UnknownSymbolError
 
@@ -69,17 +77,104 @@ def signal_json(symbol: str = "BTC/USDT", action: str = "BUY", confidence: float
     }
 
 
+NOW_MS = 1_742_540_700_000  # 2025-03-21 07:05 UTC = 14:05 giờ VN
+HEADLINES = [  # (minutes before NOW_MS, title, url, source, sentiment)
+    (5, "Bitcoin rallies to a new all-time high", "https://www.coindesk.com/markets/btc-ath",
+     "https://www.coindesk.com/arc/outboundfeeds/rss/", 0.62),
+    (90, "Exchange hacked, users rekt", "https://cointelegraph.com/news/hack",
+     "https://cointelegraph.com/rss", -0.83),
+    (30 * 60, "BTC miners hold steady", "", "file:history.csv", 0.0),
+]
+
+
+def sentiment_json(symbol: str = "BTC/USDT", headlines: list[tuple] | None = None) -> dict:
+    """What ``GET /sentiment/{symbol}`` answers (agents/news.py SentimentView._local), from
+    the state :func:`tinhieu.news.apply_headline` builds; no headlines: the empty answer."""
+    rows = HEADLINES if headlines is None else headlines
+    state = None
+    latest = []
+    for minutes, title, url, source, sentiment in sorted(rows, key=lambda r: -r[0]):
+        published = NOW_MS - minutes * 60_000
+        state = news.apply_headline(state, published, sentiment, url or title,
+                                    half_life_s=21_600)
+        latest.append({"id": url or title, "published_ms": published, "title": title,
+                       "url": url, "source": source, "sentiment": sentiment})
+    return {
+        "symbol": symbol,
+        "half_life_s": state["half_life_s"] if state else None,
+        **news.state_as_of(state, NOW_MS),
+        "latest": latest[::-1],
+    }
+
+
+ALGOS = ("rf", "svm", "lr")
+
+
+def monitoring_json(
+    champion_n: int = 40, challenger_n: int = 0, walk_forward: bool = True,
+    symbol: str = "BTC/USDT",
+) -> dict:
+    """What ``GET /monitoring/{symbol}`` answers: :meth:`Monitors.summary` over
+    ``champion_n`` (and ``challenger_n``) outcomes of the last hours before NOW_MS."""
+    quality = QualityState()
+    for model, count in (("champion", champion_n), ("challenger", challenger_n)):
+        for i in range(count):
+            t = NOW_MS - (count - i) * 600_000
+            quality.add({
+                "candle_time": t, "exit_time": t + 300_000, "true": (1, 0, -1, 0)[i % 4],
+                "pred": (1, 0, 0, 0)[i % 4] if model == "champion" else (1, 0, -1, 1)[i % 4],
+                "confidence": 0.62, "model": model,
+                "net_return": (0.012 if i % 8 == 0 else -0.004) if i % 4 in (0, 3) else None,
+            })
+    metrics = {"ensemble": {"n": 5_000, "accuracy": 0.542, "balanced_accuracy": 0.41},
+               "baselines": {"majority": {"accuracy": 0.501},
+                             "persistence": {"accuracy": 0.38}}}
+    ensemble = SimpleNamespace(
+        model_version="v3",
+        metadata={a: {"metrics": metrics} for a in ALGOS} if walk_forward else {},
+    )
+    return Monitors(load_settings()).summary(symbol, {"quality": quality.to_dict()},
+                                             ensemble, NOW_MS)
+
+
+def health_json(models: dict[str, Any] | None = None) -> dict:
+    """``GET /health`` with the ``models`` section (``ModelCache.status``)."""
+    body: dict[str, Any] = {"status": "ok", "worker": "w1"}
+    if models is not None:
+        body["models"] = models
+    return body
+
+
+MODELS_V3_V4 = {
+    "loaded": {"BTC/USDT": "v3"},
+    "aliases": {"BTC/USDT": {"champion": "v3", "challenger": "v4"}},
+    "shadow": {"BTC/USDT": "v4"},
+    "shadow_missing": {},
+    "missing": {"ETH/USDT": "no model in production: the newest models (v1) were not "
+                "promoted (no edge after fees)"},
+    "feature_schema": "v1",
+    "registry": "sqlite:///var/mlflow.db",
+}
+
+
 class FakeWorker:
-    """A worker's web views: answers what ``signals`` holds; counts the requests."""
+    """A worker's web views: answers what ``signals``, ``sentiments``, ``monitoring`` and
+    ``health_body`` hold (a symbol without a sentiment gets the empty answer, as the real
+    view gives it); counts the requests."""
 
     def __init__(self, status: int = 200) -> None:
         self.signals: dict[str, dict[str, Any]] = {}
+        self.sentiments: dict[str, dict[str, Any]] = {}
+        self.monitoring: dict[str, dict[str, Any]] = {}
+        self.health_body: dict[str, Any] = health_json()
         self.status = status  # anything but 200 makes every answer that status
         self.requests: list[str] = []
         self.auth: list[str | None] = []
         self.app = web.Application()
         self.app.router.add_get("/health", self.health)
         self.app.router.add_get("/signals/{symbol}", self.signal)
+        self.app.router.add_get("/sentiment/{symbol}", self.sentiment)
+        self.app.router.add_get("/monitoring/{symbol}", self.monitor)
 
     def _failure(self) -> web.Response:
         if self.status == 503:  # what the views answer while partitions move
@@ -92,7 +187,24 @@ class FakeWorker:
         self.requests.append(request.path)
         if self.status != 200:
             return self._failure()
-        return web.json_response({"status": "ok", "worker": "w1"})
+        return web.json_response(self.health_body)
+
+    async def sentiment(self, request: web.Request) -> web.Response:
+        self.requests.append(request.path)
+        if self.status != 200:
+            return self._failure()
+        symbol = request.match_info["symbol"]
+        empty = sentiment_json(symbol.replace("-", "/"), [])
+        return web.json_response(self.sentiments.get(symbol, empty))
+
+    async def monitor(self, request: web.Request) -> web.Response:
+        self.requests.append(request.path)
+        if self.status != 200:
+            return self._failure()
+        symbol = request.match_info["symbol"]
+        if symbol not in self.monitoring:
+            return web.json_response({"error": f"no signal for {symbol} yet"}, status=404)
+        return web.json_response(self.monitoring[symbol])
 
     async def signal(self, request: web.Request) -> web.Response:
         self.requests.append(request.path)
@@ -291,6 +403,191 @@ async def test_the_bot_sends_the_web_token_when_one_is_set(serve) -> None:
     finally:
         await plain.close()
     assert worker.auth == ["Bearer bot-secret-1", None]
+
+
+# --- sentiment (!tintuc) and the signal with it (!dudoan) ---------------------------------
+
+
+async def test_sentiment_gives_the_score_counts_and_newest_headlines(serve, http) -> None:
+    worker = FakeWorker()
+    worker.sentiments["BTC-USDT"] = sentiment_json()
+    service = TradingService(make_settings(await serve(worker)), http, FakeExchange())
+
+    view = await service.sentiment("btc", limit=2)
+
+    assert worker.requests == ["/sentiment/BTC-USDT"]
+    assert view.symbol == "BTC/USDT" and view.as_of_ms == NOW_MS
+    assert (view.count_1h, view.count_24h, view.total) == (1, 2, 3)
+    assert view.score == pytest.approx(
+        0.62 * 2 ** (-5 / 360) - 0.83 * 2 ** (-90 / 360) + 0.0, abs=1e-9)
+    assert view.half_life_s == 21_600 and view.mean is not None
+    assert [h.title for h in view.headlines] == [  # newest first, at most ``limit``
+        "Bitcoin rallies to a new all-time high", "Exchange hacked, users rekt"]
+    first = view.headlines[0]
+    assert (first.url, first.sentiment) == ("https://www.coindesk.com/markets/btc-ath", 0.62)
+    assert first.published_ms == NOW_MS - 5 * 60_000
+    assert first.source == "https://www.coindesk.com/arc/outboundfeeds/rss/"
+
+
+async def test_sentiment_without_headlines_is_no_news(serve, http) -> None:
+    service = TradingService(make_settings(await serve(FakeWorker())), http, FakeExchange())
+
+    with pytest.raises(ServiceUnavailable) as info:
+        await service.sentiment("eth")
+
+    assert (info.value.what, info.value.symbol) == (NO_NEWS, "ETH/USDT")
+
+
+async def test_sentiment_from_a_worker_without_the_view_is_no_news(serve, http) -> None:
+    worker = FakeWorker()
+    worker.app = web.Application()  # an older worker: /sentiment answers aiohttp's 404
+    worker.app.router.add_get("/health", worker.health)
+    service = TradingService(make_settings(await serve(worker)), http, FakeExchange())
+
+    with pytest.raises(ServiceUnavailable) as info:
+        await service.sentiment("btc")
+
+    assert info.value.what == NO_NEWS
+
+
+@pytest.mark.parametrize(("status", "what"), [(503, BUSY), (500, WORKER)])
+async def test_sentiment_when_the_workers_cannot_answer(serve, http, status, what) -> None:
+    urls = (await serve(FakeWorker(status=status)), dead_url())
+    service = TradingService(make_settings(*urls), http, FakeExchange())
+
+    with pytest.raises(ServiceUnavailable) as info:
+        await service.sentiment("btc")
+
+    assert info.value.what == what
+
+
+async def test_sentiment_unknown_symbol_is_refused_before_any_request(serve, http) -> None:
+    worker = FakeWorker()
+    service = TradingService(make_settings(await serve(worker)), http, FakeExchange())
+
+    with pytest.raises(UnknownSymbolError):
+        await service.sentiment("doge")
+
+    assert worker.requests == []
+
+
+async def test_sentiment_of_the_wrong_shape_is_worker_unavailable(serve, http) -> None:
+    worker = FakeWorker()
+    worker.sentiments["BTC-USDT"] = {"symbol": "BTC/USDT", "latest": [{"title": "x"}]}
+    service = TradingService(make_settings(await serve(worker)), http, FakeExchange())
+
+    with pytest.raises(ServiceUnavailable) as info:
+        await service.sentiment("btc")
+
+    assert info.value.what == WORKER
+
+
+async def test_signal_with_sentiment_asks_both_and_never_fails_on_the_news(serve, http) -> None:
+    worker = FakeWorker()
+    worker.signals["BTC-USDT"] = signal_json()
+    worker.signals["ETH-USDT"] = signal_json("ETH/USDT")
+    worker.sentiments["BTC-USDT"] = sentiment_json()
+    service = TradingService(make_settings(await serve(worker)), http, FakeExchange())
+
+    signal, view, missing = await service.signal_with_sentiment("btc")
+    eth_signal, eth_view, eth_missing = await service.signal_with_sentiment("eth")
+
+    assert signal.action == "BUY" and view is not None and missing is None
+    assert view.count_24h == 2
+    assert eth_signal.symbol == "ETH/USDT" and (eth_view, eth_missing) == (None, NO_NEWS)
+
+
+async def test_signal_with_sentiment_still_raises_for_the_signal(serve, http) -> None:
+    worker = FakeWorker()
+    worker.sentiments["SOL-USDT"] = sentiment_json("SOL/USDT")
+    service = TradingService(make_settings(await serve(worker)), http, FakeExchange())
+
+    with pytest.raises(ServiceUnavailable) as info:
+        await service.signal_with_sentiment("sol")
+
+    assert info.value.what == NO_DATA
+
+
+# --- models (!mohinh) -----------------------------------------------------------------------
+
+
+async def test_models_gathers_aliases_members_walk_forward_and_live_quality(serve, http) -> None:
+    worker = FakeWorker()
+    worker.health_body = health_json(MODELS_V3_V4)
+    worker.signals["BTC-USDT"] = signal_json()
+    worker.monitoring["BTC-USDT"] = monitoring_json(champion_n=40, challenger_n=12)
+    service = TradingService(make_settings(await serve(worker)), http, FakeExchange())
+
+    view = await service.models("BTC")
+
+    assert sorted(worker.requests) == ["/health", "/monitoring/BTC-USDT", "/signals/BTC-USDT"]
+    assert (view.champion, view.challenger, view.loaded, view.shadow) == ("v3", "v4", "v3", "v4")
+    assert view.why_no_model is None
+    assert view.signal is not None
+    assert [(v.model, v.version) for v in view.signal.votes] == [
+        ("rf", "rf-20250321"), ("svm", "svm-20250321"), ("lr", "lr-20250321")]
+    assert view.walk_forward is not None and view.walk_forward["accuracy"] == 0.542
+    assert view.walk_forward["baselines"] == {"majority": 0.501, "persistence": 0.38}
+    assert [w for w, _, _ in view.quality] == [86_400, 604_800]
+    _, day, day_challenger = view.quality[0]
+    assert day.n == 40 and day.accuracy == pytest.approx(30 / 40)
+    assert day.neutral_accuracy == pytest.approx(20 / 40)  # always NEUTRAL on the same rows
+    assert day.buy_trades == 10 and day.buy_hit_rate == pytest.approx(0.5)
+    assert day.calibration_error is not None and day.paper_return_pct is not None
+    assert day_challenger is not None and day_challenger.n == 12
+    assert (view.health_missing, view.signal_missing, view.monitoring_missing) == (
+        None, None, None)
+
+
+async def test_models_of_a_symbol_without_a_model_or_outcomes(serve, http) -> None:
+    worker = FakeWorker()
+    worker.health_body = health_json(MODELS_V3_V4)
+    worker.signals["ETH-USDT"] = dict(signal_json("ETH/USDT", "NEUTRAL", 0.0), votes=[],
+                                      model_version="", reason="no_model")
+    worker.monitoring["ETH-USDT"] = monitoring_json(0, 0, walk_forward=False,
+                                                    symbol="ETH/USDT")
+    service = TradingService(make_settings(await serve(worker)), http, FakeExchange())
+
+    view = await service.models("eth")
+
+    assert (view.champion, view.challenger, view.loaded) == (None, None, None)
+    assert view.why_no_model is not None and "not promoted" in view.why_no_model
+    assert view.signal is not None and view.signal.reason == "no_model"
+    assert view.walk_forward is None
+    assert all(c.n == 0 and c.accuracy is None and ch is None for _, c, ch in view.quality)
+
+
+async def test_models_before_the_first_signal_says_what_is_missing(serve, http) -> None:
+    worker = FakeWorker()  # /health without a models section, no signal, no monitoring
+    service = TradingService(make_settings(await serve(worker)), http, FakeExchange())
+
+    view = await service.models("xrp")
+
+    assert view.health_missing == NO_DATA
+    assert (view.signal, view.signal_missing) == (None, NO_DATA)
+    assert view.monitoring_missing == NO_DATA and view.quality == ()
+
+
+@pytest.mark.parametrize(("status", "what"), [(503, BUSY), (500, WORKER)])
+async def test_models_when_no_worker_answers(serve, http, status, what) -> None:
+    urls = (await serve(FakeWorker(status=status)), dead_url())
+    service = TradingService(make_settings(*urls), http, FakeExchange())
+
+    with pytest.raises(ServiceUnavailable) as info:
+        await service.models("btc")
+
+    assert info.value.what == what
+
+
+async def test_models_of_the_wrong_shape_is_worker_unavailable(serve, http) -> None:
+    worker = FakeWorker()
+    worker.monitoring["BTC-USDT"] = {"quality": {"86400s": {"champion": {"n": "many"}}}}
+    service = TradingService(make_settings(await serve(worker)), http, FakeExchange())
+
+    with pytest.raises(ServiceUnavailable) as info:
+        await service.models("btc")
+
+    assert info.value.what == WORKER
 
 
 # --- price ------------------------------------------------------------------------------

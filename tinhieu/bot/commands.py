@@ -1,7 +1,8 @@
 """The Discord front end: ``commands.Bot`` + one Cog over :class:`TradingService`.
 
 Commands (prefix from ``settings.bot_prefix``): ``ping``, ``dudoan <mã>``, ``price <mã>``
-(alias ``gia``), ``movers``, ``help``. Every reply is Vietnamese (see
+(alias ``gia``), ``movers``, ``tintuc <mã>`` (alias ``news``), ``mohinh <mã>`` (alias
+``models``), ``help``. Every reply is Vietnamese (see
 :mod:`tinhieu.bot.messages`); every error becomes a reply, the bot keeps running.
 
 :func:`serve_bot` (async, for a Faust ``@app.command``) and :func:`run_bot` (sync) run the
@@ -144,9 +145,9 @@ class TradingCog(commands.Cog, name="tinhieu"):
 
     @commands.command(name="dudoan")
     async def dudoan(self, ctx: commands.Context[Any], symbol: str) -> None:
-        """The latest ensemble signal of ``symbol`` with every model's vote."""
-        signal = await self.service.latest_signal(symbol)
-        await ctx.send(embed=messages.signal_embed(signal))
+        """The latest ensemble signal of ``symbol`` with every model's vote and its news."""
+        signal, news, news_missing = await self.service.signal_with_sentiment(symbol)
+        await ctx.send(embed=messages.signal_embed(signal, news, news_missing))
 
     @commands.command(name="price", aliases=["gia"])
     async def price(self, ctx: commands.Context[Any], symbol: str) -> None:
@@ -159,6 +160,18 @@ class TradingCog(commands.Cog, name="tinhieu"):
         """Top gainers and losers over 24 h among the tracked symbols."""
         movers = await self.service.movers()
         await ctx.send(embed=messages.movers_embed(movers))
+
+    @commands.command(name="tintuc", aliases=["news"])
+    async def tintuc(self, ctx: commands.Context[Any], symbol: str) -> None:
+        """The newest headlines mentioning ``symbol`` with their sentiment, and its score."""
+        view = await self.service.sentiment(symbol)
+        await ctx.send(embed=messages.news_embed(view))
+
+    @commands.command(name="mohinh", aliases=["models"])
+    async def mohinh(self, ctx: commands.Context[Any], symbol: str) -> None:
+        """Champion and challenger, members, walk-forward and live quality of ``symbol``."""
+        view = await self.service.models(symbol)
+        await ctx.send(embed=messages.models_embed(view))
 
     @commands.command(name="help", aliases=["trogiup"])
     async def help(self, ctx: commands.Context[Any]) -> None:

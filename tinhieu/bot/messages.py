@@ -8,8 +8,10 @@ Emojis are welcome here; log messages (``tinhieu.i18n``) stay ASCII.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
+from urllib.parse import urlsplit
 
 import discord
 
@@ -18,10 +20,15 @@ from tinhieu.bot.service import (
     BUSY,
     EXCHANGE,
     NO_DATA,
+    NO_NEWS,
     WORKER,
+    ModelsView,
     Mover,
     Movers,
+    NewsHeadline,
     PriceQuote,
+    Quality,
+    SentimentView,
     ServiceUnavailable,
     SignalView,
     WorkerHealth,
@@ -48,7 +55,7 @@ ACTION_COLOR = {
     "SELL": discord.Colour.red(),
     "NEUTRAL": discord.Colour.light_grey(),
 }
-MODEL_VI = {"rf": "Random Forest", "svm": "SVM", "lr": "Hồi quy logistic"}
+MODEL_VI = {"rf": "Random Forest", "svm": "SVM", "lr": "Hồi quy logistic", "lstm": "LSTM"}
 REASON_VI = {
     "signal": "theo tín hiệu mô hình",
     "stop_loss": "chạm cắt lỗ 🛑",
@@ -62,6 +69,11 @@ COMMANDS: tuple[tuple[str, str, str], ...] = (
     ("price", "<mã>", "Giá hiện tại (USDT và VND) và dự đoán nhanh mới nhất"),
     ("gia", "<mã>", "Như `price`"),
     ("movers", "", "Các mã tăng/giảm mạnh nhất trong 24 giờ"),
+    ("tintuc", "<mã>", "Tin mới nhất nhắc tới mã, kèm điểm tâm lý của từng tin và của mã"),
+    ("news", "<mã>", "Như `tintuc`"),
+    ("mohinh", "<mã>", "Mô hình champion/challenger, phiên bản, walk-forward và chất lượng "
+     "thực tế 1 ngày / 7 ngày"),
+    ("models", "<mã>", "Như `mohinh`"),
     ("ping", "", "Kiểm tra bot và các worker còn sống, kèm độ trễ"),
     ("help", "", "Danh sách lệnh này"),
 )
@@ -105,6 +117,23 @@ def fmt_ms_time(ms: int) -> str:
     )
 
 
+def fmt_ms_utc(ms: int) -> str:
+    """Epoch ms -> ``07:05 21/03/2025 UTC``."""
+    return datetime.fromtimestamp(ms / 1000.0, UTC).strftime("%H:%M %d/%m/%Y UTC")
+
+
+def fmt_score(value: float) -> str:
+    """A sentiment score with its sign: ``+0,62``, ``-1,05``, ``0,00``."""
+    if abs(value) < 0.005:
+        return fmt_number(0.0, 2)  # never "-0,00"
+    return ("+" if value > 0 else "") + fmt_number(value, 2)
+
+
+def score_icon(value: float) -> str:
+    """🟢 positive, 🔴 negative, ⚪ neutral (VADER's usual ±0.05 cut)."""
+    return "🟢" if value >= 0.05 else "🔴" if value <= -0.05 else "⚪"
+
+
 def action_text(action: str) -> str:
     """``BUY`` -> ``🟢 MUA``."""
     return f"{ACTION_ICON.get(action, '❔')} {ACTION_VI.get(action, action)}"
@@ -129,8 +158,11 @@ def pong(latency_s: float, workers: Sequence[WorkerHealth]) -> str:
     return "\n".join(lines)
 
 
-def signal_embed(signal: SignalView) -> discord.Embed:
-    """``!dudoan``: the ensemble verdict, then each model's vote, confidence and version."""
+def signal_embed(
+    signal: SignalView, news: SentimentView | None = None, news_missing: str | None = None
+) -> discord.Embed:
+    """``!dudoan``: the ensemble verdict, then each model's vote, confidence and version,
+    and the symbol's news sentiment (``news``; ``news_missing`` says why there is none)."""
     embed = discord.Embed(
         title=f"🔮 Dự đoán {signal.symbol}: {action_text(signal.action)}",
         description=(
@@ -156,11 +188,24 @@ def signal_embed(signal: SignalView) -> discord.Embed:
         )
     elif not signal.votes:
         embed.add_field(name="Phiếu của các mô hình", value="(worker không gửi kèm)", inline=False)
+    if news is not None or news_missing is not None:
+        embed.add_field(name="📰 Tin tức", value=_news_brief(news, news_missing), inline=False)
     embed.set_footer(
         text=f"Phiên bản mô hình: {signal.model_version or '?'} · "
         "Đây là tín hiệu tham khảo, không phải lời khuyên đầu tư."
     )
     return embed
+
+
+def _news_brief(news: SentimentView | None, missing: str | None) -> str:
+    if news is None:
+        if missing in (WORKER, BUSY):
+            return "⚠️ Chưa hỏi được worker về tin tức."
+        return "chưa có tin"
+    return (
+        f"Điểm tâm lý {score_icon(news.score)} **{fmt_score(news.score)}** · "
+        f"{news.count_24h} tin trong 24 giờ qua"
+    )
 
 
 def price_embed(quote: PriceQuote) -> discord.Embed:
@@ -222,6 +267,236 @@ def _mover_lines(items: Sequence[Mover]) -> str:
     )
 
 
+# --- !tintuc ------------------------------------------------------------------------------
+
+EMBED_BUDGET = 5800  # Discord refuses an embed over 6000 characters
+
+
+def news_embed(view: SentimentView) -> discord.Embed:
+    """``!tintuc`` / ``!news``: the symbol's decayed sentiment and counts, then its newest
+    headlines (title linked, source, time in Vietnam and UTC, score with an icon)."""
+    half_life = (
+        f" (giảm một nửa sau {fmt_number(view.half_life_s / 3600.0, 0)} giờ)"
+        if view.half_life_s else ""
+    )
+    mean = f" · trung bình mỗi tin {fmt_score(view.mean)}" if view.mean is not None else ""
+    embed = discord.Embed(
+        title=f"📰 Tin tức {view.symbol}",
+        description=(
+            f"Điểm tâm lý tích lũy{half_life}: {score_icon(view.score)} "
+            f"**{fmt_score(view.score)}**{mean}\n"
+            f"Số tin: **{view.count_1h}** trong 1 giờ qua · **{view.count_24h}** trong 24 giờ "
+            f"qua · {view.total} tổng cộng"
+        ),
+        colour=discord.Colour.green() if view.score >= 0.05
+        else discord.Colour.red() if view.score <= -0.05
+        else discord.Colour.light_grey(),
+    )
+    for headline in view.headlines:
+        name, value = _headline_field(headline)
+        embed.add_field(name=name, value=value, inline=False)
+        if len(embed) > EMBED_BUDGET:  # very long titles or links: keep the newest that fit
+            embed.remove_field(-1)
+            break
+    embed.set_footer(
+        text="Điểm VADER của tiêu đề, từ -1 (tiêu cực) đến +1 (tích cực). "
+        "Tin tham khảo, không phải lời khuyên đầu tư."
+    )
+    return embed
+
+
+def _headline_field(headline: NewsHeadline) -> tuple[str, str]:
+    score = headline.sentiment
+    name = f"{score_icon(score)} {fmt_score(score)} · {_source_name(headline.source)}"
+    title = _short(headline.title, 200)
+    url = headline.url.strip()
+    if url.startswith(("http://", "https://")) and len(url) <= 400:
+        safe_url = url.replace(" ", "%20").replace("(", "%28").replace(")", "%29")
+        link_text = title.replace("[", "(").replace("]", ")")
+        shown = f"[{discord.utils.escape_markdown(link_text)}]({safe_url})"
+    else:
+        shown = f"**{discord.utils.escape_markdown(title)}**"
+    when = f"🕒 {fmt_ms_time(headline.published_ms)} · {fmt_ms_utc(headline.published_ms)}"
+    return name[:256], f"{shown}\n{when}"
+
+
+def _source_name(source: str) -> str:
+    """``https://www.coindesk.com/arc/outboundfeeds/rss/`` -> ``coindesk.com``."""
+    if source.startswith("file:"):
+        return source
+    host = urlsplit(source).hostname or source or "?"
+    return host.removeprefix("www.")
+
+
+def _short(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+# --- !mohinh ------------------------------------------------------------------------------
+
+
+def models_embed(view: ModelsView) -> discord.Embed:
+    """``!mohinh`` / ``!models``: champion and challenger, the members of the latest signal,
+    walk-forward figures and the rolling live quality (champion vs challenger when the
+    challenger has outcomes)."""
+    embed = discord.Embed(title=f"🧠 Mô hình {view.symbol}", colour=discord.Colour.blurple())
+    embed.description = _model_versions(view)
+    embed.add_field(name="🧩 Các mô hình thành viên (tín hiệu mới nhất)",
+                    value=_members(view), inline=False)
+    wf = view.walk_forward
+    embed.add_field(name="🧪 Walk-forward (lúc huấn luyện)", value=_walk_forward(view),
+                    inline=False)
+    if view.monitoring_missing is not None:
+        embed.add_field(name="📈 Chất lượng thực tế", value=_missing_text(
+            view.monitoring_missing, "⏳ Chưa có dữ liệu giám sát (chưa có tín hiệu nào)."),
+            inline=False)
+    elif not view.quality or all(champion.n == 0 for _, champion, _c in view.quality):
+        embed.add_field(
+            name="📈 Chất lượng thực tế",
+            value="⏳ Chưa có kết quả thực tế nào: mỗi dự đoán chỉ được chấm khi nhãn của nó "
+            "đã khép lại (sau vài nến).",
+            inline=False,
+        )
+    else:
+        for window_s, champion, challenger in view.quality:
+            embed.add_field(
+                name=f"📈 Thực tế {_window_vi(window_s)} (champion)",
+                value=_live_quality(champion, wf),
+                inline=False,
+            )
+            if challenger is not None:
+                embed.add_field(
+                    name=f"⚖️ Champion vs challenger · {_window_vi(window_s)}",
+                    value=_versus(champion, challenger, view),
+                    inline=False,
+                )
+    embed.set_footer(text="Độ chính xác và các mốc đo trên cùng các kết quả đã khép lại. "
+                     "Không phải lời khuyên đầu tư.")
+    return embed
+
+
+def _missing_text(what: str | None, no_data: str) -> str:
+    if what in (WORKER, BUSY):
+        return "⚠️ Chưa hỏi được worker."
+    return no_data
+
+
+def _model_versions(view: ModelsView) -> str:
+    lines: list[str] = []
+    if view.health_missing is not None:
+        lines.append(_missing_text(view.health_missing,
+                                   "⚠️ Worker không báo thông tin mô hình (/health)."))
+    champion = view.champion or view.loaded
+    if champion:
+        lines.append(f"🏆 Champion: **{champion}**")
+    elif view.health_missing is None:
+        lines.append("🏆 Champion: chưa có mô hình nào được dùng để giao dịch mã này.")
+    if view.loaded and view.champion and view.loaded != view.champion:
+        lines.append(f"Đang chạy trên worker: `{view.loaded}`")
+    if view.challenger:
+        shadow = " (đang chạy thử song song, không giao dịch)" if view.shadow else ""
+        lines.append(f"🥊 Challenger: **{view.challenger}**{shadow}")
+    elif view.health_missing is None:
+        lines.append("🥊 Challenger: không có")
+    if view.why_no_model and not view.loaded:
+        lines.append(f"Lý do (từ worker): {_short(view.why_no_model, 400)}")
+    return "\n".join(lines)
+
+
+def _members(view: ModelsView) -> str:
+    signal = view.signal
+    if signal is None:
+        return _missing_text(view.signal_missing, "⏳ Chưa có tín hiệu nào cho mã này.")
+    if not signal.votes:
+        if signal.reason:
+            return NO_VERDICT_VI.get(signal.reason, signal.reason)
+        return "(worker không gửi kèm phiếu của các mô hình)"
+    lines = [
+        f"{MODEL_VI.get(v.model, v.model)} ({v.model}) · `{v.version or '?'}` · "
+        f"trọng số {fmt_number(v.weight, 2)}"
+        for v in signal.votes
+    ]
+    lines.append(f"Nến {fmt_ms_time(signal.candle_time)} · phiên bản `{signal.model_version}`")
+    return "\n".join(lines)
+
+
+def _walk_forward(view: ModelsView) -> str:
+    wf = view.walk_forward
+    if wf is None:
+        if view.monitoring_missing is not None:
+            return _missing_text(view.monitoring_missing, "⏳ Chưa có (chưa có tín hiệu nào).")
+        return "Mô hình không kèm số liệu walk-forward."
+    parts = [f"Độ chính xác **{_pct(wf.get('accuracy'))}**",
+             f"cân bằng {_pct(wf.get('balanced_accuracy'))}"]
+    if isinstance(wf.get("n"), int | float):
+        parts.append(f"n = {fmt_number(float(wf['n']), 0)}")
+    text = " · ".join(parts)
+    baselines = wf.get("baselines")
+    if isinstance(baselines, Mapping) and baselines:
+        names = {"majority": "luôn lớp nhiều nhất", "persistence": "lặp lại nhãn trước"}
+        text += "\nMốc so sánh: " + " · ".join(
+            f"{names.get(k, k)} {_pct(v)}" for k, v in baselines.items()
+        )
+    return text
+
+
+def _live_quality(q: Quality, wf: Mapping[str, Any] | None) -> str:
+    if q.n == 0:
+        return "⏳ Chưa có kết quả nào trong khoảng này."
+    wf_acc = f"walk-forward {_pct(wf.get('accuracy'))} · " if wf else ""
+    wf_bal = f"walk-forward {_pct(wf.get('balanced_accuracy'))} · " if wf else ""
+    return "\n".join([
+        f"n = {q.n} kết quả",
+        f"Độ chính xác **{_pct(q.accuracy)}** ({wf_acc}luôn ĐỨNG NGOÀI "
+        f"{_pct(q.neutral_accuracy)})",
+        f"Độ chính xác cân bằng {_pct(q.balanced_accuracy)} ({wf_bal}luôn ĐỨNG NGOÀI "
+        f"{_pct(q.neutral_balanced_accuracy)})",
+        f"Lệnh MUA có lãi {_pct(q.buy_hit_rate)} ({q.buy_trades} lệnh)",
+        f"Sai số hiệu chuẩn {_num(q.calibration_error, 3)}",
+        f"Lợi nhuận giấy {_signed_pct(q.paper_return_pct)}",
+    ])
+
+
+def _versus(champion: Quality, challenger: Quality, view: ModelsView) -> str:
+    rows = [
+        ("", f"champion {view.champion or ''}".strip(),
+         f"challenger {view.challenger or ''}".strip()),
+        ("n", str(champion.n), str(challenger.n)),
+        ("độ chính xác", _pct(champion.accuracy), _pct(challenger.accuracy)),
+        ("cân bằng", _pct(champion.balanced_accuracy), _pct(challenger.balanced_accuracy)),
+        ("MUA có lãi", _pct(champion.buy_hit_rate), _pct(challenger.buy_hit_rate)),
+        ("sai số hiệu chuẩn", _num(champion.calibration_error, 3),
+         _num(challenger.calibration_error, 3)),
+        ("lợi nhuận giấy", _signed_pct(champion.paper_return_pct),
+         _signed_pct(challenger.paper_return_pct)),
+    ]
+    w0 = max(len(r[0]) for r in rows)
+    w1 = max(len(r[1]) for r in rows)
+    w2 = max(len(r[2]) for r in rows)
+    lines = [f"{a.ljust(w0)}  {b.rjust(w1)}  {c.rjust(w2)}" for a, b, c in rows]
+    return "```\n" + "\n".join(lines) + "\n```"
+
+
+def _pct(value: object) -> str:
+    return fmt_conf(float(value)) if isinstance(value, int | float) else "–"
+
+
+def _num(value: float | None, decimals: int) -> str:
+    return fmt_number(value, decimals) if value is not None else "–"
+
+
+def _signed_pct(value: float | None) -> str:
+    return fmt_pct(value) if value is not None else "–"
+
+
+def _window_vi(window_s: int) -> str:
+    if window_s % 86_400 == 0:
+        return f"{window_s // 86_400} ngày"
+    if window_s % 3600 == 0:
+        return f"{window_s // 3600} giờ"
+    return f"{window_s} giây"
+
+
 def help_embed(prefix: str, symbols: Sequence[str]) -> discord.Embed:
     """``!help``: every command with its arguments."""
     embed = discord.Embed(
@@ -268,6 +543,12 @@ def unavailable(error: ServiceUnavailable) -> str:
         return (
             f"⏳ Chưa có tín hiệu{about}: worker vừa khởi động hoặc đang gom đủ nến. "
             "Thử lại sau ít phút nhé."
+        )
+    if error.what == NO_NEWS:
+        about = f" nhắc tới {error.symbol}" if error.symbol else ""
+        return (
+            f"📭 Chưa có tin tức nào{about}. Worker đọc tin từ các nguồn RSS trong "
+            "TINHIEU_NEWS_FEEDS (để trống là tắt); thử lại khi có tin mới nhé."
         )
     if error.what == BUSY:
         return "⏳ Các worker đang chia lại dữ liệu (rebalance). Thử lại sau vài giây nhé."

@@ -5,7 +5,8 @@ No discord imports here (freqtrade's RPC habit): the Discord cog is a thin front
 
 Sources:
 
-- the workers' web views (``GET /signals/{symbol}``, ``GET /health``), tried in the order of
+- the workers' web views (``GET /signals/{symbol}``, ``GET /sentiment/{symbol}``,
+  ``GET /monitoring/{symbol}``, ``GET /health``), tried in the order of
   ``settings.worker_urls``; every worker answers for every symbol (Faust routes the request to
   the owner of the key);
 - the exchange, through an injected object with ``fetch_tickers(symbols)`` (normally
@@ -37,11 +38,16 @@ __all__ = [
     "BUSY",
     "EXCHANGE",
     "NO_DATA",
+    "NO_NEWS",
     "WORKER",
     "Exchange",
+    "ModelsView",
     "Mover",
     "Movers",
+    "NewsHeadline",
     "PriceQuote",
+    "Quality",
+    "SentimentView",
     "ServiceUnavailable",
     "SignalView",
     "TradingService",
@@ -72,6 +78,7 @@ WORKER = "worker"  # no worker web view answered
 EXCHANGE = "exchange"  # the exchange did not answer or had no ticker
 NO_DATA = "no_data"  # a worker answered 404: no window / signal for the symbol yet
 BUSY = "busy"  # workers answered 503 "retry": partitions are being rebalanced
+NO_NEWS = "no_news"  # the workers hold no headline that mentions the symbol
 
 
 class ServiceUnavailable(Exception):
@@ -83,7 +90,8 @@ class ServiceUnavailable(Exception):
         ``"worker"`` (no worker web view answered: start ``faust -A streams.app worker`` or fix
         ``TINHIEU_WEB_URLS``), ``"exchange"`` (the exchange did not answer: retry later) or
         ``"no_data"`` (the worker has no window or signal for the symbol yet: wait a minute)
-        or ``"busy"`` (the workers are rebalancing partitions: retry in a few seconds).
+        or ``"busy"`` (the workers are rebalancing partitions: retry in a few seconds)
+        or ``"no_news"`` (no headline mentions the symbol yet: news feeds off or quiet).
     detail:
         What happened, for logs and for the reply.
     symbol:
@@ -159,6 +167,73 @@ class Movers:
     gainers: tuple[Mover, ...]
     losers: tuple[Mover, ...]
     missing: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class NewsHeadline:
+    """One headline that mentions a symbol, with its VADER sentiment in [-1, 1]."""
+
+    title: str
+    url: str  # "" for headlines replayed from a history file
+    source: str  # the feed URL, or ``file:<name>``
+    published_ms: int  # ms UTC
+    sentiment: float
+
+
+@dataclass(frozen=True)
+class SentimentView:
+    """A symbol's news sentiment now, as ``GET /sentiment/{symbol}`` serves it.
+
+    ``score`` is the sum of the headlines' sentiments decayed with ``half_life_s`` (0 without
+    news); ``headlines`` are the newest first.
+    """
+
+    symbol: str
+    as_of_ms: int
+    score: float
+    mean: float | None
+    count_1h: int
+    count_24h: int
+    total: int
+    half_life_s: float | None
+    headlines: tuple[NewsHeadline, ...]
+
+
+@dataclass(frozen=True)
+class Quality:
+    """One model's live figures over one window (``quality[window][model]`` of
+    ``GET /monitoring/{symbol}``); the figures are None when ``n`` is 0."""
+
+    n: int
+    accuracy: float | None
+    balanced_accuracy: float | None
+    buy_trades: int
+    buy_hit_rate: float | None
+    calibration_error: float | None
+    paper_return_pct: float | None
+    neutral_accuracy: float | None  # the always-NEUTRAL rule on the same outcomes
+    neutral_balanced_accuracy: float | None
+
+
+@dataclass(frozen=True)
+class ModelsView:
+    """What serves a symbol, and how well, from ``/health`` (``models``), the latest signal
+    and ``/monitoring/{symbol}``. A part a worker could not give is None, and its
+    ``*_missing`` says why (``"no_data"``, ``"worker"``, ``"busy"``)."""
+
+    symbol: str
+    champion: str | None  # MLflow alias versions (None: not set / file registry)
+    challenger: str | None
+    loaded: str | None  # the model version the workers serve
+    shadow: str | None  # the challenger's ensemble scored in the shadow
+    why_no_model: str | None  # the worker's reason when no model serves the symbol
+    signal: SignalView | None  # the members and their versions
+    walk_forward: Mapping[str, Any] | None  # pooled walk-forward figures (and baselines)
+    # (window_s, champion, challenger or None when it has no outcome in the window)
+    quality: tuple[tuple[int, Quality, Quality | None], ...]
+    health_missing: str | None = None
+    signal_missing: str | None = None
+    monitoring_missing: str | None = None
 
 
 @dataclass(frozen=True)
@@ -283,6 +358,73 @@ class TradingService:
         losers = sorted((m for m in moves if m.change_24h_pct < 0), key=_by_change)
         return Movers(tuple(gainers[:limit]), tuple(losers[:limit]), tuple(missing))
 
+    async def sentiment(self, symbol: str, limit: int = 10) -> SentimentView:
+        """The news sentiment of ``symbol`` now with its newest ``limit`` headlines.
+
+        Raises ``UnknownSymbolError``, ``ServiceUnavailable`` (``worker``/``busy``) or
+        ``ServiceUnavailable("no_news", ...)`` when no headline mentions the symbol yet.
+        """
+        sym = self.normalize(symbol)
+        try:
+            data = await self._worker_json(f"/sentiment/{url_form(sym)}", sym)
+        except ServiceUnavailable as exc:
+            if exc.what != NO_DATA:
+                raise
+            raise ServiceUnavailable(NO_NEWS, exc.detail, sym) from None
+        try:
+            view = _sentiment_from_json(data, sym, limit)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ServiceUnavailable(
+                WORKER, f"the worker sent a sentiment of an unexpected shape ({exc!r})", sym
+            ) from None
+        if view.total == 0 and not view.headlines:
+            raise ServiceUnavailable(NO_NEWS, f"no headline mentions {sym} yet", sym)
+        return view
+
+    async def signal_with_sentiment(
+        self, symbol: str
+    ) -> tuple[SignalView, SentimentView | None, str | None]:
+        """:meth:`latest_signal` and, asked at the same time, the symbol's sentiment.
+
+        The sentiment never fails the call: it is None with why (``"no_news"``,
+        ``"worker"``, ``"busy"``) beside it. Raises what :meth:`latest_signal` raises.
+        """
+        sym = self.normalize(symbol)
+        signal, (news, missing) = await asyncio.gather(
+            self.latest_signal(sym), self._sentiment_or_reason(sym)
+        )
+        return signal, news, missing
+
+    async def models(self, symbol: str) -> ModelsView:
+        """The symbol's champion and challenger, the members of its latest signal, its
+        walk-forward figures and rolling live quality (``/health``, ``/signals``,
+        ``/monitoring``, asked at the same time).
+
+        Raises ``UnknownSymbolError``, or ``ServiceUnavailable`` (``worker``/``busy``) when
+        no worker answered any of the three.
+        """
+        sym = self.normalize(symbol)
+        health, signal, monitoring = await asyncio.gather(
+            self._part("/health", sym),
+            self._signal_or_reason(sym),
+            self._part(f"/monitoring/{url_form(sym)}", sym),
+        )
+        (health_json, health_missing), (sig, signal_missing) = health, signal
+        monitoring_json, monitoring_missing = monitoring
+        down = [m for m in (health_missing, signal_missing, monitoring_missing)
+                if m in (WORKER, BUSY)]
+        if len(down) == 3:
+            what = BUSY if BUSY in down else WORKER
+            raise ServiceUnavailable(what, f"no worker answered for the models of {sym}", sym)
+        try:
+            return _models_from_json(sym, health_json, sig, monitoring_json,
+                                     health_missing, signal_missing, monitoring_missing)
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise ServiceUnavailable(
+                WORKER, f"the worker sent models or monitoring of an unexpected shape ({exc!r})",
+                sym,
+            ) from None
+
     async def ping_workers(self) -> list[WorkerHealth]:
         """``GET /health`` on every worker URL, in order. Never raises."""
         return list(await asyncio.gather(*(self._health(url) for url in self._urls())))
@@ -347,6 +489,18 @@ class TradingService:
     async def _signal_or_reason(self, symbol: str) -> tuple[SignalView | None, str | None]:
         try:
             return await self.latest_signal(symbol), None
+        except ServiceUnavailable as exc:
+            return None, exc.what
+
+    async def _sentiment_or_reason(self, symbol: str) -> tuple[SentimentView | None, str | None]:
+        try:
+            return await self.sentiment(symbol), None
+        except ServiceUnavailable as exc:
+            return None, exc.what
+
+    async def _part(self, path: str, symbol: str) -> tuple[dict[str, Any] | None, str | None]:
+        try:
+            return await self._worker_json(path, symbol), None
         except ServiceUnavailable as exc:
             return None, exc.what
 
@@ -456,3 +610,90 @@ def _signal_from_json(data: Mapping[str, Any], symbol: str) -> SignalView:
         emitted_at=float(data.get("emitted_at", 0.0)),
         reason=str(data.get("reason") or ""),
     )
+
+
+def _optional(value: object) -> float | None:
+    return None if value is None else _number(value)
+
+
+def _sentiment_from_json(data: Mapping[str, Any], symbol: str, limit: int) -> SentimentView:
+    headlines = tuple(
+        NewsHeadline(
+            title=str(h["title"]),
+            url=str(h.get("url") or ""),
+            source=str(h.get("source") or ""),
+            published_ms=int(h["published_ms"]),
+            sentiment=float(h["sentiment"]),
+        )
+        for h in (data.get("latest") or ())[:limit]  # the view sends the newest first
+    )
+    return SentimentView(
+        symbol=str(data.get("symbol") or symbol),
+        as_of_ms=int(data["as_of_ms"]),
+        score=float(data.get("score") or 0.0),
+        mean=_optional(data.get("mean")),
+        count_1h=int(data.get("count_1h") or 0),
+        count_24h=int(data.get("count_24h") or 0),
+        total=int(data.get("total") or 0),
+        half_life_s=_optional(data.get("half_life_s")),
+        headlines=headlines,
+    )
+
+
+def _quality(data: Mapping[str, Any]) -> Quality:
+    baseline = data.get("baseline") or {}
+    return Quality(
+        n=int(data.get("n") or 0),
+        accuracy=_optional(data.get("accuracy")),
+        balanced_accuracy=_optional(data.get("balanced_accuracy")),
+        buy_trades=int(data.get("buy_trades") or 0),
+        buy_hit_rate=_optional(data.get("buy_hit_rate")),
+        calibration_error=_optional(data.get("calibration_error")),
+        paper_return_pct=_optional(data.get("paper_return_pct")),
+        neutral_accuracy=_optional(baseline.get("accuracy")),
+        neutral_balanced_accuracy=_optional(baseline.get("balanced_accuracy")),
+    )
+
+
+def _window_s(key: str) -> int:
+    return int(str(key).rstrip("s"))
+
+
+def _models_from_json(
+    symbol: str,
+    health: Mapping[str, Any] | None,
+    signal: SignalView | None,
+    monitoring: Mapping[str, Any] | None,
+    health_missing: str | None,
+    signal_missing: str | None,
+    monitoring_missing: str | None,
+) -> ModelsView:
+    models = (health or {}).get("models") or {}
+    aliases = (models.get("aliases") or {}).get(symbol) or {}
+    quality: list[tuple[int, Quality, Quality | None]] = []
+    for key, by_model in sorted(((monitoring or {}).get("quality") or {}).items(),
+                                key=lambda kv: _window_s(kv[0])):
+        champion = _quality(by_model.get("champion") or {})
+        challenger = _quality(by_model.get("challenger") or {})
+        quality.append((_window_s(key), champion, challenger if challenger.n > 0 else None))
+    if health is not None and not models:
+        health_missing = NO_DATA  # a worker without the models section
+    walk_forward = (monitoring or {}).get("walk_forward")
+    return ModelsView(
+        symbol=symbol,
+        champion=_text_or_none(aliases.get("champion")),
+        challenger=_text_or_none(aliases.get("challenger")),
+        loaded=_text_or_none((models.get("loaded") or {}).get(symbol)),
+        shadow=_text_or_none((models.get("shadow") or {}).get(symbol)),
+        why_no_model=_text_or_none((models.get("missing") or {}).get(symbol)),
+        signal=signal,
+        walk_forward=walk_forward if isinstance(walk_forward, Mapping) else None,
+        quality=tuple(quality),
+        health_missing=health_missing,
+        signal_missing=signal_missing,
+        monitoring_missing=monitoring_missing,
+    )
+
+
+def _text_or_none(value: object) -> str | None:
+    return None if value in (None, "") else str(value)
