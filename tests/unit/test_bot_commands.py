@@ -375,6 +375,19 @@ async def test_tintuc_lists_the_newest_headlines_with_their_scores(env: Env, com
     assert (items[2].value or "").startswith("**BTC miners hold steady**\n")  # no URL: no link
 
 
+async def test_tintuc_quotes_titles_and_links_safely(env: Env) -> None:
+    tricky = [(1, "[Breaking] *BTC* pumps @everyone", "https://ex.com/a_(b) c",
+               "https://www.ex.com/rss", 0.4),
+              (2, "Bitcoin ETF approved", "javascript:alert(1)", "https://ex.com/rss", 0.8)]
+    env.worker.sentiments["BTC-USDT"] = sentiment_json(headlines=tricky)
+
+    reply = await reply_to("!tintuc btc")
+
+    first, second = (f.value or "" for f in reply.embeds[0].fields)
+    assert first.startswith(r"[(Breaking) \*BTC\* pumps @everyone](https://ex.com/a_%28b%29%20c)")
+    assert second.startswith("**Bitcoin ETF approved**")  # not an http(s) link: no link
+
+
 async def test_tintuc_keeps_the_embed_within_discord_limits(env: Env) -> None:
     long = [(i, "Bitcoin " + "surges " * 40, "https://example.com/" + "a" * 380,
              "https://example.com/rss", 0.5) for i in range(20)]

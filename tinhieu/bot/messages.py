@@ -416,7 +416,9 @@ def _members(view: ModelsView) -> str:
         f"trọng số {fmt_number(v.weight, 2)}"
         for v in signal.votes
     ]
-    lines.append(f"Nến {fmt_ms_time(signal.candle_time)} · phiên bản `{signal.model_version}`")
+    lines.append(
+        f"Nến {fmt_ms_time(signal.candle_time)} · phiên bản `{signal.model_version or '?'}`"
+    )
     return "\n".join(lines)
 
 
