@@ -83,11 +83,13 @@ async def _install_task_dump() -> None:
 from agents import candles as _candles_agent  # noqa: E402,F401
 from agents import ingest as _ingest  # noqa: E402,F401
 from agents import news as _news  # noqa: E402,F401
+from agents import retrain as _retrain  # noqa: E402,F401
 from streams import api as _api  # noqa: E402,F401
 from streams import commands as _commands  # noqa: E402,F401
 from streams import dashboard as _dashboard  # noqa: E402,F401
 from streams import metrics as _metrics  # noqa: E402,F401
 from streams import news_commands as _news_commands  # noqa: E402,F401
+from streams import retrain_commands as _retrain_commands  # noqa: E402,F401
 from streams import stream_views as _stream_views  # noqa: E402,F401
 from streams import topics  # noqa: E402,F401
 from streams import views as _views  # noqa: E402,F401

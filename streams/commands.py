@@ -16,6 +16,7 @@ from tinhieu.candles import bar_to_dict
 from tinhieu.data import DataFileError, parse_time
 from tinhieu.kafka_io import ensure_topics, make_producer
 from tinhieu.replay import load_replay, merge_in_time
+from tinhieu.retrain import market_data_configs
 from tinhieu.symbols import UnknownSymbolError
 
 
@@ -25,6 +26,7 @@ async def ensure_all_topics() -> None:
         [MARKET_DATA, SIGNALS, ORDERS, DEAD_LETTERS],
         settings.partitions,
         settings.replicas,
+        {MARKET_DATA: market_data_configs(settings.market_data_retention_days)},
     )
 
 

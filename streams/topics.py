@@ -7,11 +7,15 @@ replay), the tables co-partitioned with the topics, and the web-view router.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Awaitable, Mapping
+from datetime import timedelta
 from typing import Any
 
 from models.records import Alert, Candle, DeadLetter, NewsItem, Order, Signal, SignalOutcome
 from streams.app import app, settings
+from tinhieu.kafka_io import topic_configs
+from tinhieu.retrain import retention_warning
 
 MARKET_DATA = "market_data"
 SIGNALS = "signals"
@@ -23,8 +27,11 @@ ALERTS = "alerts"
 
 _common = dict(partitions=settings.partitions, key_type=str, key_serializer="raw", internal=True)
 
+# market_data keeps market_data_retention_days: the history `retrain` reads (docs/ML.md).
+_retention = timedelta(days=settings.market_data_retention_days)
+
 # Typed topics, for producers.
-market_data_topic = app.topic(MARKET_DATA, value_type=Candle, **_common)
+market_data_topic = app.topic(MARKET_DATA, value_type=Candle, retention=_retention, **_common)
 signals_topic = app.topic(SIGNALS, value_type=Signal, **_common)
 orders_topic = app.topic(ORDERS, value_type=Order, **_common)
 dead_letters_topic = app.topic(DEAD_LETTERS, value_type=DeadLetter, **_common)
@@ -48,6 +55,7 @@ news_raw_topic = app.topic(
 # crashing the stream.
 market_data_raw_topic = app.topic(
     MARKET_DATA,
+    retention=_retention,
     partitions=settings.partitions,
     key_serializer="raw",
     value_serializer="raw",
@@ -62,6 +70,17 @@ async def declare_topics() -> None:
     for topic in (signals_topic, orders_topic, dead_letters_topic, signal_outcomes_topic,
                   alerts_topic):
         await topic.maybe_declare()
+    # A market_data created before the retention setting keeps its own: say so.
+    await market_data_topic.maybe_declare()
+    try:
+        configs = await topic_configs(settings.broker_url, MARKET_DATA)
+    except Exception as exc:  # the check is advice; the worker runs without it
+        logging.getLogger("tinhieu").warning("[CANH BAO] cannot read the configs of %s: %s",
+                                             MARKET_DATA, exc)
+        return
+    warning = retention_warning(MARKET_DATA, configs, settings.market_data_retention_days)
+    if warning:
+        logging.getLogger("tinhieu").warning("[CANH BAO] %s", warning)
 
 
 async def publish_json(topic: str, key: str, value: Mapping[str, Any]) -> Awaitable[Any]:

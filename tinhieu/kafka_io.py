@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.partitioner import DefaultPartitioner
 
 
 def bootstrap_servers(broker_url: str) -> list[str]:
@@ -32,15 +33,22 @@ def bootstrap_servers(broker_url: str) -> list[str]:
 
 
 async def ensure_topics(
-    broker_url: str, names: Iterable[str], partitions: int, replication: int = 1
+    broker_url: str,
+    names: Iterable[str],
+    partitions: int,
+    replication: int = 1,
+    configs: Mapping[str, Mapping[str, str]] | None = None,
 ) -> None:
-    """Create the topics that do not exist yet (existing ones are left as they are)."""
+    """Create the topics that do not exist yet (existing ones are left as they are);
+    ``configs`` maps a topic to its topic configs (e.g. ``{"retention.ms": "..."}``)."""
+    configs = configs or {}
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers(broker_url))
     await admin.start()
     try:
         existing = set(await admin.list_topics())
         new = [
-            NewTopic(name=n, num_partitions=partitions, replication_factor=replication)
+            NewTopic(name=n, num_partitions=partitions, replication_factor=replication,
+                     topic_configs=dict(configs.get(n, {})))
             for n in names
             if n not in existing
         ]
@@ -51,6 +59,31 @@ async def ensure_topics(
                 pass
     finally:
         await admin.close()
+
+
+async def topic_configs(broker_url: str, topic: str) -> dict[str, str] | None:
+    """The topic's configs as the broker reports them (``retention.ms``, ...); None when
+    the topic does not exist."""
+    from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers(broker_url))
+    await admin.start()
+    try:
+        if topic not in set(await admin.list_topics()):
+            return None
+        responses = await admin.describe_configs(
+            [ConfigResource(ConfigResourceType.TOPIC, topic)])
+    finally:
+        await admin.close()
+    out: dict[str, str] = {}
+    for response in responses:
+        for resource in response.resources:  # (error, message, type, name, entries)
+            if resource[0]:
+                raise RuntimeError(f"describe configs of {topic}: error {resource[0]} "
+                                   f"{resource[1]}")
+            for entry in resource[4]:
+                out[entry[0]] = entry[1]
+    return out
 
 
 def make_producer(broker_url: str, **kwargs: Any) -> AIOKafkaProducer:
@@ -70,9 +103,13 @@ async def read_topic(
     *,
     tail: int | None = None,
     timeout_s: float = 10.0,
+    key: bytes | None = None,
 ) -> list[tuple[int, int, bytes | None, bytes | None]]:
     """All messages of ``topic`` (or the last ``tail`` per partition) as
-    ``(partition, offset, key, value)``, read up to the end offsets seen at the start."""
+    ``(partition, offset, key, value)``, read up to the end offsets seen at the start.
+
+    With ``key``: only the partition the producers' default partitioner gives that key
+    (where every producer of tinhieu writes it) and only the messages with that key."""
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap_servers(broker_url),
         enable_auto_commit=False,
@@ -89,6 +126,8 @@ async def read_topic(
         parts = consumer.partitions_for_topic(topic) or set()
         if not parts:
             return out
+        if key is not None:
+            parts = {DefaultPartitioner()(key, sorted(parts), sorted(parts))}
         tps = [TopicPartition(topic, p) for p in sorted(parts)]
         consumer.assign(tps)
         ends = await consumer.end_offsets(tps)
@@ -103,7 +142,7 @@ async def read_topic(
             batch = await consumer.getmany(*pending, timeout_ms=500, max_records=5000)
             for tp, records in batch.items():
                 for rec in records:
-                    if rec.offset < ends[tp]:
+                    if rec.offset < ends[tp] and (key is None or rec.key == key):
                         out.append((tp.partition, rec.offset, rec.key, rec.value))
             for tp in list(pending):
                 if await consumer.position(tp) >= ends[tp]:

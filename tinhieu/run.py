@@ -19,6 +19,7 @@ from pathlib import Path
 
 from tinhieu.kafka_embedded import EmbeddedKafka, EmbeddedKafkaError
 from tinhieu.kafka_io import bootstrap_servers, ensure_topics
+from tinhieu.retrain import market_data_configs
 from tinhieu.settings import SettingsError, load_settings
 
 
@@ -53,6 +54,8 @@ def main() -> int:
     servers = bootstrap_servers(settings.broker_url)
     broker: EmbeddedKafka | None = None
     env = dict(os.environ)
+    if "retrain_interval_h" not in settings.model_fields_set:  # not chosen: once a day
+        env["TINHIEU_RETRAIN_INTERVAL_H"] = "24"
     if not _reachable(servers[0]):
         host, _, port = servers[0].rpartition(":")
         if host not in ("127.0.0.1", "localhost"):
@@ -77,6 +80,7 @@ def main() -> int:
                 ["market_data", "signals", "orders", "dead_letters"],
                 settings.partitions,
                 settings.replicas,
+                {"market_data": market_data_configs(settings.market_data_retention_days)},
             )
         )
     except Exception as exc:  # the worker declares them too; say so and go on

@@ -230,6 +230,20 @@ class Settings(BaseSettings):
         le=100_000,
         description="Walk-forward round trips the gated strategy needs before train promotes.",
     )
+    market_data_retention_days: int = Field(
+        30,
+        ge=1,
+        le=3650,
+        description="Days Kafka keeps market_data (the topic's retention.ms, set when a worker "
+        "or a command creates it): the history `retrain` reads (docs/ML.md).",
+    )
+    retrain_interval_h: float = Field(
+        0.0,
+        ge=0,
+        le=24 * 365,
+        description="Hours between scheduled retrains from market_data on the leader worker "
+        "(0 = off; `make run` sets 24). One at a time, in a subprocess (docs/ML.md).",
+    )
     # --- monitoring (docs/MONITORING.md) ----------------------------------------------
     monitor_windows_s: Annotated[tuple[int, ...], NoDecode] = Field(
         (86_400, 604_800),

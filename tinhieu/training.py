@@ -617,6 +617,8 @@ def train_symbol(
     gate: bool = True,
     label_params: dict[str, Any] | None = None,
     extra_features: pd.DataFrame | None = None,
+    data_source: Mapping[str, Any] | None = None,
+    actor: str = "training",
 ) -> TrainResult:
     """Walk-forward evaluate, refit, save (and promote) rf/svm/lr for one symbol.
 
@@ -650,6 +652,11 @@ def train_symbol(
         Columns appended to ``MODEL_FEATURES`` (one row per candle), for offline
         comparisons only: the live path does not compute them, so the models are saved
         under a feature schema the registry refuses to serve, and ``promote`` must be False.
+    data_source : mapping, optional
+        Where the candles came from (e.g. :meth:`tinhieu.retrain.StreamHistory.source`):
+        kept in every member's metadata, the run's parameters and the version's tags.
+    actor : str
+        Who registers the version (``training``, ``retrain``): the alias history's actor.
 
     Raises
     ------
@@ -899,15 +906,23 @@ def train_symbol(
             "config": asdict(config),
             "drift_reference": drift_ref,
         }
+        if data_source:
+            meta["data_source"] = dict(data_source)
         members[algo] = (fitted, meta)
         bar.update(1)
     # One registry call for the whole ensemble: one version (MLflow: one run, the gate's
     # verdict decides the alias) or one file-registry version per member.
+    source = dict(data_source or {})
     versions = registry.register(
         symbol, members, promote=bool(decision["promoted"]), reason=decision["reason"],
+        actor=actor,
         evidence={"params": {"n_splits": n_splits, "max_train_rows": max_train_rows,
                              "rows": n, "min_confidence": settings.min_confidence,
-                             "timeframe": settings.timeframe, "config": asdict(config)},
+                             "timeframe": settings.timeframe, "config": asdict(config),
+                             **({"data_source": source} if source else {})},
+                  **({"data_source": source,
+                      "version_tags": {f"data_source.{k}": v for k, v in source.items()}}
+                     if source else {}),
                   "folds": folds, "overall": overall, "trading": trading,
                   "calibration": calibration, "confidence_grid": confidence_grid,
                   "signals": signals, "promotion": decision})
