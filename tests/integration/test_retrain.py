@@ -57,6 +57,7 @@ def test_retrain_reads_market_data_and_registers_a_version(kafka, env, worker,
 
     out = run_command(env, "retrain", "--symbols", SYM, "--days", str(DAYS), "--splits", "3",
                       timeout=240)
+    print(out)  # the per-symbol summary, shown with -rP
     csv = load_candles(path, *map(parse_time, REPLAY))
     end_ms = int(csv["timestamp"].iloc[-1])
     window = csv[csv["timestamp"] > end_ms - DAYS * DAY_MS]
