@@ -14,6 +14,7 @@ Nothing here imports Faust: the command and the timer are thin callers.
 
 from __future__ import annotations
 
+import math
 import time
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
@@ -68,18 +69,26 @@ def retention_warning(topic: str, configs: Mapping[str, str] | None,
     )
 
 
-def min_candles(label_params: Mapping[str, Any], n_splits: int, warmup: int) -> dict[str, int]:
+def min_candles(label_params: Mapping[str, Any], n_splits: int, warmup: int,
+                calibration_share: float | None = None) -> dict[str, int]:
     """Candles :func:`tinhieu.training.train_symbol` needs at least, and why.
 
     ``rows``: usable rows for ``n_splits`` folds, ``(n_splits + 1) * max(50, 2 * span)``;
-    plus the features' ``warmup`` and the label ``span`` (the last candles have no label).
-    Gaps cost more (rows beside a gap are dropped), so this is the floor, not a promise.
+    with calibration (``calibration_share``) also enough for the first fold's training set
+    (about ``rows / (n_splits + 1) - span``) to hold 50 calibration rows and 50 fit rows
+    after a purge of ``span``. Plus the features' ``warmup`` and the label ``span`` (the last
+    candles have no label). Gaps cost more (rows beside a gap are dropped), so this is the
+    floor, not a promise.
     """
     if label_params.get("scheme") == "fixed_horizon":
         span = int(label_params["horizon"])
     else:
         span = int(label_params["max_holding"]) + 1
     rows = (n_splits + 1) * max(50, 2 * span)
+    if calibration_share:
+        first_fold = math.ceil(max(50 / calibration_share,
+                                   (50 + span) / (1 - calibration_share)))
+        rows = max(rows, (n_splits + 1) * (first_fold + span + 1))
     return {"candles": warmup + span + rows, "warmup": warmup, "span": span, "rows": rows}
 
 
@@ -268,9 +277,11 @@ def retrain_symbol(
     ``registry``; refuse, with the number needed, when there are too few candles."""
     from tinhieu.features import WARMUP
     from tinhieu.labels import label_settings
-    from tinhieu.training import TrainingError, train_symbol
+    from tinhieu.training import ModelConfig, TrainingError, train_symbol
 
-    need = min_candles(label_settings(settings), n_splits, WARMUP)
+    model_config = config or ModelConfig()
+    need = min_candles(label_settings(settings), n_splits, WARMUP,
+                       model_config.calibration_share if model_config.calibrate else None)
     window = f"the last {history.days:g} days" if history.days is not None else "the topic"
     if history.rows < need["candles"]:
         return RetrainOutcome(
@@ -282,7 +293,8 @@ def retrain_symbol(
     started = time.perf_counter()
     try:
         result = train_symbol(history.frame, history.symbol, settings, registry,
-                              n_splits=n_splits, max_train_rows=max_train_rows, config=config,
+                              n_splits=n_splits, max_train_rows=max_train_rows,
+                              config=model_config,
                               progress=progress, data_source=history.source(),
                               actor="retrain")
     except TrainingError as exc:

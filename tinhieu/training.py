@@ -290,6 +290,11 @@ def fit_model(algo: str, model: Any, X: np.ndarray, y: np.ndarray, config: Model
         return _fit_base(algo, model, X, y, config)
     fit_rows, cal_rows = calibration_split(X.shape[0], span, config.calibration_share)
     if cal_rows.size == 0 or np.unique(y[fit_rows]).shape[0] < 2:
+        if algo == "svm":  # a bare LinearSVC gives no probabilities: it needs its calibration
+            raise TrainingError(
+                f"cannot calibrate the svm on {X.shape[0]} training rows (fit rows "
+                f"{fit_rows.size}, calibration rows {cal_rows.size}, label classes in the fit "
+                f"rows {np.unique(y[fit_rows]).shape[0]}): give a longer history or fewer folds")
         return _fit_base(algo, model, X, y, config)
     base = _fit_base(algo, model, X[fit_rows], y[fit_rows], config)
     method = getattr(config, f"{algo}_calibration")

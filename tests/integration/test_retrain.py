@@ -50,6 +50,8 @@ def test_retrain_reads_market_data_and_registers_a_version(kafka, env, worker,
     assert configs is not None
     assert configs["retention.ms"] == str(RETENTION_DAYS * DAY_MS)
     worker.stop()  # the rest needs Kafka only; the CPU goes to training
+    log = worker.tail(1_000_000)
+    assert "cannot read the configs" not in log and "keeps" not in log, log[-3000:]
 
     path = str(data_1m / f"{NAME}_1m.csv.gz")
     run_command(env, "replay", path, "--start", REPLAY[0], "--end", REPLAY[1], "--max")

@@ -101,6 +101,12 @@ def test_min_candles_follows_the_label_span() -> None:
                     "rows": 6 * 482}
     short = min_candles({"scheme": "fixed_horizon", "horizon": 5}, 2, 300)
     assert short["candles"] == 300 + 5 + 3 * 50
+    # Calibrated models: the first fold must hold 50 calibration and 50 fit rows after the
+    # purge (4200 contiguous real candles failed there, 4321 trained: see docs/ML.md).
+    calibrated = min_candles({"scheme": "triple_barrier", "max_holding": 240}, 5, 300, 0.25)
+    assert calibrated["candles"] == 4321
+    assert min_candles({"scheme": "triple_barrier", "max_holding": 240}, 3, 300,
+                       0.25)["candles"] == 3061
 
 
 class _NoRegistry:
@@ -115,5 +121,5 @@ def test_too_few_candles_are_refused_with_the_number_needed(tmp_path) -> None:
     out = retrain_symbol(hist, settings, _NoRegistry())
     assert out.status == "refused" and out.version is None
     assert "only 500 candles on market_data in the last 3 days" in out.reason
-    assert f"at least {300 + 241 + 6 * 482}" in out.reason
+    assert "at least 4321 (300 warm-up + 241 label span + 3780 rows for 5 folds)" in out.reason
     assert any(line.startswith("[LOI] BTC/USDT: refused") for line in out.lines())
