@@ -15,10 +15,10 @@ import pytest
 
 from tests.integration.procs import FAUST, ROOT, app_env, run_command
 from tinhieu.data import load_candles, parse_time
-from tinhieu.kafka_io import topic_configs
+from tinhieu.kafka_io import ensure_topics, topic_configs
 from tinhieu.mlflow_registry import model_name
 from tinhieu.registry import open_registry
-from tinhieu.retrain import DAY_MS, iso
+from tinhieu.retrain import DAY_MS, iso, retention_warning
 from tinhieu.settings import load_settings
 from tinhieu.training import train_quick
 
@@ -100,3 +100,16 @@ def test_retrain_reads_market_data_and_registers_a_version(kafka, env, worker,
     assert done.returncode == 1, done.stdout + done.stderr
     assert "ETH/USDT: refused: only 0 candles on market_data in the last 10 days" in done.stdout
     assert "retraining needs at least" in done.stdout
+
+
+def test_an_existing_topic_with_a_shorter_retention_is_reported(kafka) -> None:
+    # What the worker does at start for market_data (streams/topics.py), on a topic created
+    # the way `replay` and `make run` create it, with the broker's default week.
+    week = {"retention.ms": str(7 * DAY_MS)}
+    asyncio.run(ensure_topics(kafka.url, ["old_market_data"], 2, 1, {"old_market_data": week}))
+    configs = asyncio.run(topic_configs(kafka.url, "old_market_data"))
+    assert configs is not None and configs["retention.ms"] == week["retention.ms"]
+    warning = retention_warning("old_market_data", configs, 30)
+    assert warning is not None and "keeps 7 days" in warning
+    assert "TINHIEU_MARKET_DATA_RETENTION_DAYS" in warning and "kafka-configs" in warning
+    assert asyncio.run(topic_configs(kafka.url, "no_such_topic")) is None
