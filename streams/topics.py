@@ -23,6 +23,7 @@ ORDERS = "orders"
 DEAD_LETTERS = "dead_letters"
 NEWS = "news"
 SIGNAL_OUTCOMES = "signal_outcomes"
+SIGNALS_SHADOW = "signals.shadow"
 ALERTS = "alerts"
 
 _common = dict(partitions=settings.partitions, key_type=str, key_serializer="raw", internal=True)
@@ -33,6 +34,8 @@ _retention = timedelta(days=settings.market_data_retention_days)
 # Typed topics, for producers.
 market_data_topic = app.topic(MARKET_DATA, value_type=Candle, retention=_retention, **_common)
 signals_topic = app.topic(SIGNALS, value_type=Signal, **_common)
+# The challenger's signals (shadow A/B, tinhieu.shadow): never read by the broker.
+signals_shadow_topic = app.topic(SIGNALS_SHADOW, value_type=Signal, **_common)
 orders_topic = app.topic(ORDERS, value_type=Order, **_common)
 dead_letters_topic = app.topic(DEAD_LETTERS, value_type=DeadLetter, **_common)
 # Headlines: one message per mentioned symbol, keyed by it; "*" for none (docs/NEWS.md).
@@ -68,7 +71,7 @@ async def declare_topics() -> None:
     """Create the topics this worker only produces to, with the configured partitions
     (a topic auto-created by the broker would get the broker's default count)."""
     for topic in (signals_topic, orders_topic, dead_letters_topic, signal_outcomes_topic,
-                  alerts_topic):
+                  alerts_topic, signals_shadow_topic):
         await topic.maybe_declare()
     # A market_data created before the retention setting keeps its own: say so.
     await market_data_topic.maybe_declare()

@@ -244,6 +244,22 @@ class Settings(BaseSettings):
         description="Hours between scheduled retrains from market_data on the leader worker "
         "(0 = off; `make run` sets 24). One at a time, in a subprocess (docs/ML.md).",
     )
+    shadow_enabled: bool = Field(
+        True, description="Run the challenger (MLflow alias) as a shadow on the live candles: "
+        "signals.shadow and a paper book of its own, never orders."
+    )
+    promotion_auto: bool = Field(
+        True, description="Let the shadow promote a challenger that beats the champion on the "
+        "same candles (promotion_* settings); off: decisions are logged, aliases untouched."
+    )
+    promotion_margin_pct: float = Field(
+        0.5, ge=0, le=100, description="Points of after-fee return (BUY verdicts' longs) by "
+        "which the challenger must beat the champion on the same candles."
+    )
+    promotion_min_outcomes: int = Field(
+        1000, ge=1, le=10_000_000, description="Scored verdicts each model needs (from the "
+        "challenger's start) before the shadow decides; then again at every multiple."
+    )
     # --- monitoring (docs/MONITORING.md) ----------------------------------------------
     monitor_windows_s: Annotated[tuple[int, ...], NoDecode] = Field(
         (86_400, 604_800),

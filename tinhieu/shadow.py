@@ -99,12 +99,17 @@ def promotion_verdict(board: Mapping[str, Any], *, min_outcomes: int, min_trades
     champ, chal = figures(board.get("champion")), figures(board.get("challenger"))
     out: dict[str, Any] = {"champion": champ, "challenger": chal, "margin_pct": margin_pct,
                            "min_outcomes": min_outcomes, "min_trades": min_trades}
-    if min(champ["n"], chal["n"]) < min_outcomes or chal["buy_trades"] < min_trades:
+    if min(champ["n"], chal["n"]) < min_outcomes:
         return {**out, "decision": "wait",
                 "reason": (f"not enough evidence yet: {chal['n']} challenger and {champ['n']} "
-                           f"champion outcomes (need {min_outcomes}), {chal['buy_trades']} "
-                           f"challenger BUY trades (need {min_trades})")}
+                           f"champion outcomes (need {min_outcomes})")}
     edge = chal["return_pct"] - champ["return_pct"]
+    if chal["buy_trades"] < min_trades:  # no trades, no evidence of an edge after fees
+        return {**out, "decision": "keep", "edge_pct": edge,
+                "reason": (f"keep the champion: the challenger made {chal['buy_trades']} BUY "
+                           f"trades over {chal['n']} scored verdicts (need {min_trades}): no "
+                           f"evidence of an edge after fees (champion {champ['return_pct']:+.2f} "
+                           f"% over {champ['buy_trades']}; edge {edge:+.2f} points)")}
     checks = {
         "beats the champion's after-fee return by the margin": edge >= margin_pct,
         "beats doing nothing (after-fee return > 0)": chal["return_pct"] > 0,
@@ -222,7 +227,7 @@ def maybe_decide(state: dict[str, Any], *, min_outcomes: int, min_trades: int,
         return None
     verdict = promotion_verdict(board, min_outcomes=min_outcomes, min_trades=min_trades,
                                 margin_pct=margin_pct)
-    if verdict["decision"] == "wait":  # enough outcomes, not enough BUY trades yet
+    if verdict["decision"] == "wait":
         return None
     decisions.append({"n": n, "decision": verdict["decision"], "reason": verdict["reason"]})
     del decisions[:-20]

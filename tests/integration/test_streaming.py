@@ -132,7 +132,8 @@ async def test_subscribed_clients_get_their_symbol_in_order_and_a_stalled_one_is
         ws = await http.ws_connect(worker.url + "/api/v1/ws")
         first = json.loads((await ws.receive(timeout=20)).data)
         assert first == {"type": "subscribed",
-                         "data": {"symbols": None, "types": ["signal", "order", "dead_letter"]}}
+                         "data": {"symbols": None,
+                                  "types": ["signal", "order", "dead_letter", "alert"]}}
         await ws.send_str('{"subscribe": {"symbols": ["nope"]}}')
         error = json.loads((await ws.receive(timeout=10)).data)
         assert error["type"] == "error" and error["data"]["error"] == "invalid_message"

@@ -135,6 +135,9 @@ def test_promotion_needs_the_margin_and_the_baselines() -> None:
     assert losing["decision"] == "keep" and "doing nothing" in losing["reason"]
     early = promotion_verdict(win, min_outcomes=500, min_trades=10, margin_pct=1.0)
     assert early["decision"] == "wait"
+    idle = promotion_verdict(_board(-0.05, 0.0, trades=0), min_outcomes=50, min_trades=10,
+                             margin_pct=1.0)
+    assert idle["decision"] == "keep" and "0 BUY trades" in idle["reason"]
 
 
 def test_decisions_at_each_multiple_and_none_after_a_promotion() -> None:
