@@ -80,8 +80,8 @@ def group_id(settings: Settings) -> str:
     return f"{settings.app_id}-discord-bot"
 
 
-def decode_order(value: bytes | None) -> Order:
-    """The ``Order`` in a record value (JSON); ``ValueError`` saying what is wrong."""
+def _json_object(value: bytes | None) -> dict[str, Any]:
+    """The JSON object in a record value, without Faust's metadata; ``ValueError`` else."""
     if value is None:
         raise ValueError("empty value (tombstone)")
     try:
@@ -91,6 +91,12 @@ def decode_order(value: bytes | None) -> Order:
     if not isinstance(data, dict):
         raise ValueError(f"JSON {type(data).__name__}, not an object")
     data.pop("__faust", None)
+    return data
+
+
+def decode_order(value: bytes | None) -> Order:
+    """The ``Order`` in a record value (JSON); ``ValueError`` saying what is wrong."""
+    data = _json_object(value)
     try:
         order = Order.from_data(data)
     except TypeError as exc:
@@ -111,15 +117,7 @@ def decode_order(value: bytes | None) -> Order:
 
 def decode_alert(value: bytes | None) -> Alert:
     """The ``Alert`` in a record value (JSON); ``ValueError`` saying what is wrong."""
-    if value is None:
-        raise ValueError("empty value (tombstone)")
-    try:
-        data = json.loads(value)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ValueError(f"not JSON: {exc}") from None
-    if not isinstance(data, dict):
-        raise ValueError(f"JSON {type(data).__name__}, not an object")
-    data.pop("__faust", None)
+    data = _json_object(value)
     try:
         alert = Alert.from_data(data)
     except TypeError as exc:
