@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from tinhieu.features import MODEL_COLUMNS
+from tinhieu.labels import label_settings
 from tinhieu.monitoring.alerts import Alert, AlertBook
 from tinhieu.monitoring.drift import DriftMonitor
 from tinhieu.monitoring.quality import QualityState
@@ -71,8 +72,6 @@ class Monitors:
     """
 
     def __init__(self, settings: Any) -> None:
-        from tinhieu.labels import label_settings
-
         self.settings = settings
         self.windows_s: tuple[int, ...] = tuple(int(w) for w in settings.monitor_windows_s)
         self._drift: dict[str, tuple[str, DriftMonitor]] = {}
@@ -129,8 +128,7 @@ class Monitors:
             return st, []
         now_ms = int(signals[-1]["candle_time"])
         quality = QualityState.from_dict(st["quality"])
-        for outcome in outcomes:
-            quality.add(_quality_outcome(outcome))
+        quality.extend(outcomes)  # takes the SignalOutcome fields as they are
         st["quality"] = quality.to_dict()
         mine = [o for o in outcomes if o.get("model", "champion") == "champion"]
         if mine:
@@ -243,19 +241,3 @@ def shadow_summary(shadow: Mapping[str, Any] | None) -> dict[str, Any] | None:
         "decisions": list(shadow.get("decisions") or []),
     }
 
-
-_CLASS = {"SELL": -1, "NEUTRAL": 0, "BUY": 1}
-
-
-def _quality_outcome(outcome: Mapping[str, Any]) -> dict[str, Any]:
-    """The outcome as :class:`QualityState` takes it (classes as -1/0/1)."""
-    pred = _CLASS[str(outcome["action"])]
-    return {
-        "candle_time": int(outcome["candle_time"]),
-        "exit_time": int(outcome["exit_time"]),
-        "true": _CLASS[str(outcome["label"])],
-        "pred": pred,
-        "confidence": float(outcome["confidence"]),
-        "net_return": float(outcome["net_return"]) if pred == 1 else None,
-        "model": str(outcome.get("model", "champion")),
-    }

@@ -155,10 +155,10 @@ class OutcomeTracker:
         while self.pending and self.n - int(self.pending[0][AT]) >= self.horizon:
             p = self.pending.pop(0)
             ret = bar.close / float(p[ENTRY]) - 1.0
-            label = int(classify_returns(np.array([ret]), float(self.params["threshold_pct"])
-                                         if "requested_threshold_pct" not in self.params
-                                         else float(self.params["requested_threshold_pct"]),
-                                         self.fee_pct)[0])
+            # the threshold the training labels were asked for (make_scheme_labels)
+            thr = float(self.params.get("requested_threshold_pct",
+                                        self.params["threshold_pct"]))
+            label = int(classify_returns(np.array([ret]), thr, self.fee_pct)[0])
             out.append(self._outcome(p, label, "horizon", bar.ts, ret - 2 * self.fee_pct / 100))
         return out
 
@@ -176,12 +176,13 @@ class OutcomeTracker:
         pending = self.pending
         if not pending:
             return []
-        # The newest trade enters at this candle's open.
-        for p in pending:
-            if p[ENTRY] is None:
-                p[ENTRY] = bar.open
-                p[STOP] = bar.open * (1.0 - float(p[SL]) / 100.0)
-                p[TAKE] = bar.open * (1.0 + float(p[TP]) / 100.0)
+        # The newest trade (opened on the previous candle, the only one without an entry)
+        # enters at this candle's open.
+        p = pending[-1]
+        if p[ENTRY] is None:
+            p[ENTRY] = bar.open
+            p[STOP] = bar.open * (1.0 - float(p[SL]) / 100.0)
+            p[TAKE] = bar.open * (1.0 + float(p[TP]) / 100.0)
         lo = bar.low / (1.0 + _SLACK)
         hi = bar.high / (1.0 - _SLACK)
         due = self.n - int(pending[0][AT]) >= self.max_holding + 1

@@ -174,3 +174,13 @@ def prometheus_query(url: str, promql: str) -> list[dict]:
         body = json.loads(resp.read())
     assert body["status"] == "success", body
     return body["data"]["result"]
+
+
+def topic_rows(url: str, topic: str) -> list[dict[str, Any]]:
+    """Every JSON object on ``topic`` so far (all partitions), as consumers read them."""
+    import asyncio
+
+    from tinhieu.kafka_io import decode_json, read_topic
+
+    return [o for o in (decode_json(v) for _, _, _, v in asyncio.run(read_topic(url, topic)))
+            if o]

@@ -14,16 +14,14 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sqlite3
 from pathlib import Path
 
 import pytest
 
-from tests.integration.procs import app_env, run_command, wait_for
+from tests.integration.procs import app_env, run_command, topic_rows, wait_for
 from tinhieu.data import load_candles, parse_time
-from tinhieu.kafka_io import decode_json, read_topic
 from tinhieu.registry import open_registry
 from tinhieu.settings import load_settings
 from tinhieu.training import train_quick
@@ -49,9 +47,6 @@ def env(kafka, tmp_path_factory, data_1m):
     return app_env(kafka.url, data_dir, "it-lifecycle", **SETTINGS)
 
 
-def rows(url: str, topic: str) -> list[dict]:
-    return [o for o in (decode_json(v) for _, _, _, v in asyncio.run(read_topic(url, topic))) if o]
-
 
 def replay(env, data_1m, period) -> int:
     run_command(env, "replay", str(data_1m / FILE), "--max", "--start", period[0],
@@ -61,7 +56,7 @@ def replay(env, data_1m, period) -> int:
 
 def test_retrain_shadow_and_a_decision_on_evidence(kafka, env, worker, data_1m) -> None:
     n_first = replay(env, data_1m, RETRAIN_PERIOD)
-    wait_for(lambda: rows(kafka.url, "signals"), 180, "the first days' signals", interval=2,
+    wait_for(lambda: topic_rows(kafka.url, "signals"), 180, "the first days' signals", interval=2,
              ready=lambda r: len(r) >= n_first)
 
     out = run_command(env, "retrain", "--symbols", SYM, "--days", "4", "--splits", "3",
@@ -80,13 +75,13 @@ def test_retrain_shadow_and_a_decision_on_evidence(kafka, env, worker, data_1m) 
 
     wait_for(shadow_loaded, 60, "the worker loads the challenger as its shadow")
     n_shadow = replay(env, data_1m, SHADOW_PERIOD)
-    shadow = wait_for(lambda: rows(kafka.url, "signals.shadow"), 240, "the shadow's signals",
+    shadow = wait_for(lambda: topic_rows(kafka.url, "signals.shadow"), 240, "the shadow's signals",
                       interval=2, ready=lambda r: len(r) >= n_shadow)
     times = [s["candle_time"] for s in shadow]
     assert len(times) == len(set(times)) == n_shadow  # one per candle, every candle
     challenger_models = {s["model_version"] for s in shadow}
     assert all(":v2" in v for v in challenger_models), challenger_models
-    orders = rows(kafka.url, "orders")
+    orders = topic_rows(kafka.url, "orders")
     assert not [o for o in orders if ":v2" in o["model_version"]], "the shadow placed an order"
 
     # the decision, with its numbers, in the trade log and in MLflow

@@ -16,8 +16,6 @@ of another order (``SHIFT``: the crash of 19 May 2021). The test reads what an o
 
 from __future__ import annotations
 
-import asyncio
-import json
 import os
 import urllib.parse
 import urllib.request
@@ -26,10 +24,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.procs import app_env, run_command, wait_for
+from tests.integration.procs import app_env, run_command, topic_rows, wait_for
 from tests.integration.procs import prometheus_query as query
 from tinhieu.data import load_candles, parse_time
-from tinhieu.kafka_io import decode_json, read_topic
 from tinhieu.registry import open_registry
 from tinhieu.settings import load_settings
 from tinhieu.training import train_quick
@@ -63,14 +60,6 @@ def env(kafka, models_dir, tmp_path_factory):
                    model_registry="file", min_confidence=0.45, **MONITOR)
 
 
-def rows(url: str, topic: str) -> list[dict]:
-    return [o for o in (decode_json(v) for _, _, _, v in asyncio.run(read_topic(url, topic))) if o]
-
-
-def get_json(url: str) -> dict:
-    with urllib.request.urlopen(url, timeout=10) as resp:
-        return json.loads(resp.read())
-
 
 def replay(env, data_1m, period) -> int:
     run_command(env, "replay", str(data_1m / FILE), "--max", "--start", period[0],
@@ -81,11 +70,11 @@ def replay(env, data_1m, period) -> int:
 def test_outcomes_quality_drift_and_alerts(kafka, worker, env, data_1m) -> None:
     # --- the stable days: outcomes and quality, no drift ---------------------------------------
     n_stable = replay(env, data_1m, STABLE)
-    signals = wait_for(lambda: rows(kafka.url, "signals"), 180, "the stable days' signals",
+    signals = wait_for(lambda: topic_rows(kafka.url, "signals"), 180, "the stable days' signals",
                        interval=2, ready=lambda r: len(r) >= n_stable)
     assert len(signals) == n_stable
     verdicts = {s["candle_time"] for s in signals if not s["reason"]}
-    outcomes = wait_for(lambda: rows(kafka.url, "signal_outcomes"), 60, "outcomes",
+    outcomes = wait_for(lambda: topic_rows(kafka.url, "signal_outcomes"), 60, "outcomes",
                         interval=2, ready=lambda r: len(r) > 1000)
     per_candle = Counter(o["candle_time"] for o in outcomes)
     assert max(per_candle.values()) == 1, "an outcome was written twice"
@@ -95,22 +84,23 @@ def test_outcomes_quality_drift_and_alerts(kafka, worker, env, data_1m) -> None:
     assert {o["label"] for o in outcomes} <= {"BUY", "NEUTRAL", "SELL"}
     assert all(o["correct"] == (o["action"] == o["label"]) for o in outcomes)
 
-    stable_alerts = rows(kafka.url, "alerts")
+    stable_alerts = topic_rows(kafka.url, "alerts")
     assert not [a for a in stable_alerts if a["kind"].endswith("_drift")], stable_alerts
 
     web = worker.url
-    body = get_json(f"{web}/monitoring/BTC-USDT")
+    status, body = worker.get("/monitoring/BTC-USDT")
+    assert status == 200, body
     day = body["quality"]["86400s"]["champion"]
     assert day["n"] > 1000 and 0.0 <= day["accuracy"] <= 1.0
     assert body["walk_forward"]["accuracy"] is not None
     assert body["drift"]["rows"] > 0 and not body["drift"]["drifting"]["feature_drift"]
-    assert get_json(f"{web}/api/v1/monitoring/btc")["symbol"] == SYMBOL
+    assert worker.get("/api/v1/monitoring/btc")[1]["symbol"] == SYMBOL
 
     # --- the crash day: feature drift raised once, within the bound ---------------------------
     shift_start = parse_time(SHIFT[0])
     replay(env, data_1m, SHIFT)
     raised = wait_for(
-        lambda: [a for a in rows(kafka.url, "alerts")
+        lambda: [a for a in topic_rows(kafka.url, "alerts")
                  if a["kind"] == "feature_drift" and a["state"] == "raised"],
         180, "a feature drift alert", interval=2, ready=bool)
     assert len(raised) == 1, "hysteresis: one alert per condition until it clears"
@@ -119,7 +109,8 @@ def test_outcomes_quality_drift_and_alerts(kafka, worker, env, data_1m) -> None:
     assert raised[0]["symbol"] == SYMBOL and raised[0]["message"]
     assert "[CANH BAO]" in worker.tail(10**7)
 
-    body = get_json(f"{web}/monitoring/BTC-USDT")
+    status, body = worker.get("/monitoring/BTC-USDT")
+    assert status == 200, body
     assert "feature_drift" in {a["kind"] for a in body["alerts"]}
     metrics = urllib.request.urlopen(f"{web}/metrics", timeout=10).read().decode()
     assert 'tinhieu_rolling_accuracy{model="champion",symbol="BTC/USDT",window="86400s"}' in metrics

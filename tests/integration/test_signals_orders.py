@@ -16,13 +16,13 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tests.integration.procs import Worker, app_env, run_command, wait_for
+from tests.integration.procs import Worker, app_env, run_command, topic_rows, wait_for
 from tinhieu.backtest import read_orders_jsonl, run_backtest
 from tinhieu.candles import Bar, bar_to_dict
 from tinhieu.data import load_candles, parse_time
 from tinhieu.features import WARMUP
 from tinhieu.kafka_embedded import EmbeddedKafka
-from tinhieu.kafka_io import decode_json, make_producer, read_topic
+from tinhieu.kafka_io import make_producer
 from tinhieu.registry import ModelRegistry
 from tinhieu.settings import load_settings
 from tinhieu.training import train_quick
@@ -48,9 +48,6 @@ def data_dir(tmp_path_factory, data_1m) -> Path:
         train_quick(df, sym, settings, registry)
     return root
 
-
-def topic_rows(url: str, topic: str) -> list[dict]:
-    return [o for o in (decode_json(v) for _, _, _, v in asyncio.run(read_topic(url, topic))) if o]
 
 
 def test_replay_signals_and_orders_equal_the_backtest(data_dir, data_1m, tmp_path):

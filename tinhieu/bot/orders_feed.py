@@ -80,8 +80,9 @@ def group_id(settings: Settings) -> str:
     return f"{settings.app_id}-discord-bot"
 
 
-def _json_object(value: bytes | None) -> dict[str, Any]:
-    """The JSON object in a record value, without Faust's metadata; ``ValueError`` else."""
+def _record(cls: Any, value: bytes | None) -> Any:
+    """The record of type ``cls`` in a record value (a JSON object; Faust's metadata
+    dropped); ``ValueError`` saying what is wrong."""
     if value is None:
         raise ValueError("empty value (tombstone)")
     try:
@@ -91,16 +92,15 @@ def _json_object(value: bytes | None) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ValueError(f"JSON {type(data).__name__}, not an object")
     data.pop("__faust", None)
-    return data
+    try:
+        return cls.from_data(data)
+    except TypeError as exc:
+        raise ValueError(f"fields missing or unknown: {exc}") from None
 
 
 def decode_order(value: bytes | None) -> Order:
     """The ``Order`` in a record value (JSON); ``ValueError`` saying what is wrong."""
-    data = _json_object(value)
-    try:
-        order = Order.from_data(data)
-    except TypeError as exc:
-        raise ValueError(f"fields missing or unknown: {exc}") from None
+    order: Order = _record(Order, value)
     errors = order.validate()
     if errors:
         raise ValueError("; ".join(str(e) for e in errors))
@@ -117,11 +117,7 @@ def decode_order(value: bytes | None) -> Order:
 
 def decode_alert(value: bytes | None) -> Alert:
     """The ``Alert`` in a record value (JSON); ``ValueError`` saying what is wrong."""
-    data = _json_object(value)
-    try:
-        alert = Alert.from_data(data)
-    except TypeError as exc:
-        raise ValueError(f"fields missing or unknown: {exc}") from None
+    alert: Alert = _record(Alert, value)
     for name in ("id", "kind", "state", "message"):
         if not isinstance(getattr(alert, name), str) or not getattr(alert, name):
             raise ValueError(f"{name} {getattr(alert, name)!r} is not text")
