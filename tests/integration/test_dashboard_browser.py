@@ -267,6 +267,8 @@ def test_dashboard_in_a_browser(browser, worker, env, data_1m) -> None:
     driver.get(worker.url + "/")
     driver.find_element(By.ID, "token").send_keys("not-the-token")
     driver.find_element(By.ID, "login").click()
+    # The click submits a form: wait for the answer page instead of reading the old one.
+    wait_js(driver, "return document.querySelector('.error') !== null", 20, "the login error")
     error = driver.find_element(By.CSS_SELECTOR, ".error").text
     assert "TINHIEU_WEB_TOKEN" in error and driver.find_element(By.ID, "token")
     driver.find_element(By.ID, "token").send_keys(TOKEN)
