@@ -9,8 +9,8 @@ market_data -> process_candles (window, features, ensemble with production-size 
    writes to the last book write (Kafka CreateTime stamps, one machine clock). Baseline in
    the same run: a bare aiokafka consumer that reads and JSON-decodes the same messages.
 2. Kafka messages written per candle, counted from the topics' end offsets (signals,
-   orders, dead letters and the tables' changelogs), over the throughput run and over the
-   live-rate run.
+   orders, dead letters, signal outcomes, alerts, shadow signals and the tables'
+   changelogs), over the throughput run and over the live-rate run.
 3. Latency at live rate: 5 symbols, one candle per symbol per simulated minute (a minute
    is ``--minute-s`` seconds); from the moment a candle is produced to the moment a client
    consumer receives its signal, and the order when one is placed on that candle. Baseline
@@ -59,7 +59,9 @@ NAMES = ["BTCUSDT", "ETHUSDT", "XRPUSDT", "SOLUSDT", "BNBUSDT"]
 SYMBOLS = [n[:-4] + "/USDT" for n in NAMES]
 START = "2021-04-05"
 TRAIN_ROWS = 20_000
-PIPELINE_TOPICS = ("signals", "orders", "dead_letters")
+# Every topic the worker writes per candle (the tables' changelogs are counted as well).
+PIPELINE_TOPICS = ("signals", "orders", "dead_letters", "signal_outcomes", "alerts",
+                   "signals.shadow")
 
 
 def train_models(models: Path, start_ms: int) -> None:
@@ -358,6 +360,9 @@ def main() -> None:
           f"{'met' if live_written / live['candles'] + 1 <= 4 else 'NOT met'}")
     detail = ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
     print(f"  messages by topic         : {detail}")
+    live_detail = ", ".join(f"{k} {counts_after.get(k, 0) - v}" for k, v in sorted(counts.items())
+                            if counts_after.get(k, 0) != v)
+    print(f"  at live rate ({live['candles']} candles): {live_detail}")
     sig, orders = live["signal_ms"], live["order_ms"]
     p99 = pct(sig, 99)
     print(f"candle -> signal, live rate : n={len(sig)} p50={pct(sig, 50):.1f} ms "
