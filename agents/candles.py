@@ -53,6 +53,7 @@ from tables.windows import symbol_to_window
 from tinhieu import i18n
 from tinhieu.broker import RiskConfig
 from tinhieu.candles import CandleError, ValidCandle, candle_from_message
+from tinhieu.outcomes import outbox
 from tinhieu.pipeline import Advanced, Rejected, advance
 from tinhieu.shadow import maybe_decide, shadow_advance
 from tinhieu.tradelog import TradeLog
@@ -148,7 +149,7 @@ def _advance_one_by_one(
 
 async def _shadow(symbol: str, record: Any, result: Advanced) -> tuple[list[Any], list[Any]]:
     """The challenger on the same candles (tinhieu.shadow): its signals to signals.shadow,
-    its outcomes to signal_outcomes, its book in the record; the promotion decision when the
+    its book in the record; the promotion decision when the
     evidence is there. Returns the delivery futures and the challenger's outcomes. The
     shadow never stops the champion: a failure is logged and the shadow left as it was."""
     challenger = runtime.models.challenger(symbol) if settings.shadow_enabled else None
@@ -169,11 +170,25 @@ async def _shadow(symbol: str, record: Any, result: Advanced) -> tuple[list[Any]
         return [], []
     result.record["shadow"] = shadowed.state
     pending = [await publish_json(SIGNALS_SHADOW, symbol, s) for s in shadowed.signals]
-    pending += [await publish_json(SIGNAL_OUTCOMES, symbol, o) for o in shadowed.outcomes]
     if verdict is not None and shadowed.state is not None:
         runtime.decide(symbol, shadowed.state["version"], verdict,
                        int(result.signals[-1]["candle_time"]))
     return pending, shadowed.outcomes
+
+
+async def _send_outcomes(symbol: str, record: Any, result: Advanced,
+                         shadow_outcomes: Sequence[Any]) -> list[Any]:
+    """The batch's outcomes (champion, then challenger) to the symbol's outbox in its record;
+    ``signal_outcomes`` gets one message once the oldest waited ``outcome_flush_candles``."""
+    if not result.signals:
+        return []
+    waiting, messages = outbox(
+        (record or {}).get("outbox"), [*result.outcomes, *shadow_outcomes],
+        int(result.signals[-1]["candle_time"]),
+        (settings.outcome_flush_candles - 1) * settings.timeframe_ms)
+    result.record["outbox"] = waiting
+    return [await publish_json(SIGNAL_OUTCOMES, symbol, {"symbol": symbol, "outcomes": batch})
+            for batch in messages]
 
 
 async def _monitor(symbol: str, record: Any, result: Advanced, ensemble: Any,
@@ -240,10 +255,9 @@ async def handle_batch(events: Sequence[EventT]) -> None:
             order = fill.to_dict()
             pending.append(await publish_json(ORDERS, symbol, order))
             i18n.log(log, logging.INFO, "broker.fill", **order)
-        for outcome in result.outcomes:
-            pending.append(await publish_json(SIGNAL_OUTCOMES, symbol, outcome))
         shadow_pending, shadow_outcomes = await _shadow(symbol, record, result)
         pending.extend(shadow_pending)
+        pending.extend(await _send_outcomes(symbol, record, result, shadow_outcomes))
         pending.extend(await _monitor(symbol, record, result, ensemble, shadow_outcomes))
         if result.fills:
             filled_books[symbol] = result.record["book"]

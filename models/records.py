@@ -178,6 +178,15 @@ class SignalOutcome(faust.Record, serializer="json", include_metadata=False):
     model: str = "champion"  # champion | challenger
 
 
+class SignalOutcomes(faust.Record, serializer="json", include_metadata=False):
+    """One message of ``signal_outcomes``: a symbol's outcomes in the order the candles
+    decided them (``settings.outcome_flush_candles`` of them gathered, champion and
+    challenger alike), so the topic costs a fraction of a write per candle."""
+
+    symbol: str
+    outcomes: list[SignalOutcome]
+
+
 class Alert(faust.Record, serializer="json", include_metadata=False):
     """A monitoring condition raised or cleared (:class:`tinhieu.monitoring.alerts.Alert`);
     one message per change, never one per check."""

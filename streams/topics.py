@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Mapping
 from datetime import timedelta
 from typing import Any
 
-from models.records import Alert, Candle, DeadLetter, NewsItem, Order, Signal, SignalOutcome
+from models.records import Alert, Candle, DeadLetter, NewsItem, Order, Signal, SignalOutcomes
 from streams.app import app, settings
 from tinhieu.kafka_io import topic_configs
 from tinhieu.retrain import retention_warning
@@ -41,7 +41,7 @@ dead_letters_topic = app.topic(DEAD_LETTERS, value_type=DeadLetter, **_common)
 # Headlines: one message per mentioned symbol, keyed by it; "*" for none (docs/NEWS.md).
 news_topic = app.topic(NEWS, value_type=NewsItem, **_common)
 # Monitoring: the outcome of every verdict once known, and alerts raised / cleared.
-signal_outcomes_topic = app.topic(SIGNAL_OUTCOMES, value_type=SignalOutcome, **_common)
+signal_outcomes_topic = app.topic(SIGNAL_OUTCOMES, value_type=SignalOutcomes, **_common)
 alerts_topic = app.topic(ALERTS, value_type=Alert, **_common)
 
 # The sentiment agent decodes news itself: a bad message goes to dead_letters.

@@ -72,7 +72,8 @@ class OutcomeTracker:
         self.scheme = self.params.get("scheme", "triple_barrier")
         self.n = int(st.get("n", 0))
         versions = list(st.get("versions", []))
-        self.pending: list[list[Any]] = [list(p) for p in st.get("pending", [])]
+        # Shallow: an entry is copied before it is changed (only the newest ever is, once).
+        self.pending: list[list[Any]] = list(st.get("pending", []))
         # versions by index; re-indexed on save
         self._versions = versions
         self._version_index = {v: i for i, v in enumerate(versions)}
@@ -85,12 +86,19 @@ class OutcomeTracker:
             self.max_holding = int(self.params.get("max_holding", 240))
             self.mode = self.params.get("barrier_mode", "fixed")
         self._cfgs: dict[tuple[float, float], RiskConfig] = {}
+        # The highest stop and the lowest take profit of the open longs (None: to compute):
+        # a candle inside both touches nothing, whatever the number of open longs.
+        self._high_stop: float | None = None
+        self._low_take: float | None = None
 
     # --- state --------------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
         used = sorted({int(p[VER]) for p in self.pending})
-        remap = {old: new for new, old in enumerate(used)}
-        pending = [[*p[:VER], remap[int(p[VER])], *p[VER + 1:]] for p in self.pending]
+        if used == list(range(len(used))):  # nothing to re-index (the usual case)
+            pending = list(self.pending)
+        else:
+            remap = {old: new for new, old in enumerate(used)}
+            pending = [[*p[:VER], remap[int(p[VER])], *p[VER + 1:]] for p in self.pending]
         out: dict[str, Any] = {"n": self.n, "pending": pending,
                                "versions": [self._versions[i] for i in used]}
         if self.scheme != "fixed_horizon" and self.mode == "volatility":
@@ -178,41 +186,62 @@ class OutcomeTracker:
             return []
         # The newest trade (opened on the previous candle, the only one without an entry)
         # enters at this candle's open.
-        p = pending[-1]
-        if p[ENTRY] is None:
+        if pending[-1][ENTRY] is None:
+            p = pending[-1] = list(pending[-1])
             p[ENTRY] = bar.open
             p[STOP] = bar.open * (1.0 - float(p[SL]) / 100.0)
             p[TAKE] = bar.open * (1.0 + float(p[TP]) / 100.0)
+            if self._high_stop is not None:
+                self._high_stop = max(self._high_stop, p[STOP])
+                self._low_take = min(self._low_take, p[TAKE])
         lo = bar.low / (1.0 + _SLACK)
         hi = bar.high / (1.0 - _SLACK)
-        due = self.n - int(pending[0][AT]) >= self.max_holding + 1
-        if not due and lo > max(p[STOP] for p in pending) and hi < min(
-                p[TAKE] for p in pending):
-            return []
         out: list[dict[str, Any]] = []
+        # The oldest longs whose time is up (they are in candle order), each through the
+        # broker's rules; then the others, only when the candle reaches one of their levels.
+        first = 0
+        while first < len(pending) and self.n - int(pending[first][AT]) >= self.max_holding + 1:
+            first += 1
         keep: list[list[Any]] = []
-        for p in pending:
-            seen = self.n - int(p[AT])
-            timed_out = seen >= self.max_holding + 1
-            if not timed_out and lo > p[STOP] and hi < p[TAKE]:
+        for p in pending[:first]:
+            if not self._resolve(p, bar, out):
                 keep.append(p)
-                continue
-            fill = self._exit(p, bar, seen)
-            if fill is None:
-                keep.append(p)
-                continue
-            price, amount_entry, reason, pnl = fill
-            net = pnl / (amount_entry * float(p[ENTRY]))
-            if reason == "take_profit":
-                label = UP
-            elif reason == "stop_loss" or net < 0:
-                label = DOWN
+        if first:
+            self._high_stop = self._low_take = None
+            rest = pending[first:]
+        else:
+            rest = pending
+        if rest:
+            if self._high_stop is None:
+                self._high_stop = max(p[STOP] for p in rest)
+                self._low_take = min(p[TAKE] for p in rest)
+            if lo > self._high_stop and hi < self._low_take:
+                keep.extend(rest)
             else:
-                label = NEUTRAL
-            out.append(self._outcome(p, label, "time" if reason == "signal" else reason,
-                                     bar.ts, net))
+                for p in rest:
+                    if (lo > p[STOP] and hi < p[TAKE]) or not self._resolve(p, bar, out):
+                        keep.append(p)
+                self._high_stop = self._low_take = None
         self.pending = keep
         return out
+
+    def _resolve(self, p: list[Any], bar: Bar, out: list[dict[str, Any]]) -> bool:
+        """Exit the hypothetical long ``p`` on ``bar`` if the broker would: its outcome to
+        ``out``, True; False when it stays open."""
+        seen = self.n - int(p[AT])
+        fill = self._exit(p, bar, seen)
+        if fill is None:
+            return False
+        price, amount_entry, reason, pnl = fill
+        net = pnl / (amount_entry * float(p[ENTRY]))
+        if reason == "take_profit":
+            label = UP
+        elif reason == "stop_loss" or net < 0:
+            label = DOWN
+        else:
+            label = NEUTRAL
+        out.append(self._outcome(p, label, "time" if reason == "signal" else reason, bar.ts, net))
+        return True
 
     def _exit(self, p: list[Any], bar: Bar, seen: int) -> tuple[float, float, str, float] | None:
         """The broker's exit of the hypothetical long ``p`` on ``bar``, or None."""
@@ -254,3 +283,32 @@ class OutcomeTracker:
             "net_return": float(net),
             "model": self.model,
         }
+
+
+OUTBOX_MAX = 500
+"""Most outcomes in one ``signal_outcomes`` message (about 300 bytes each: far below Kafka's
+1 MB message limit)."""
+
+
+def outbox(state: Mapping[str, Any] | None, outcomes: list[dict[str, Any]], now: int,
+           wait_ms: int) -> tuple[dict[str, Any] | None, list[list[dict[str, Any]]]]:
+    """Gather a symbol's outcomes for ``signal_outcomes``: one message per ``wait_ms`` of
+    candle time instead of one per outcome.
+
+    ``state`` (``record["outbox"]``: the outcomes not sent yet, oldest first, and the candle
+    time they started waiting) is never modified. ``outcomes`` are those the batch resolved,
+    in order; ``now`` is the batch's newest candle time. Returns the new state (``None``:
+    nothing waits) and the messages to send now, each a list of at most :data:`OUTBOX_MAX`
+    outcomes. Sent with the batch and kept in the record written after it, they follow the
+    record's protocol: a crash re-sends them (same outcomes), never loses them.
+    """
+    waiting = list(state["items"]) if state else []
+    since = int(state["since"]) if state else now
+    if not waiting and outcomes:
+        since = int(outcomes[0]["exit_time"])  # the candle that decided the oldest
+    waiting.extend(outcomes)
+    if not waiting:
+        return None, []
+    if now - since < wait_ms and len(waiting) < OUTBOX_MAX:
+        return {"since": since, "items": waiting}, []
+    return None, [waiting[i:i + OUTBOX_MAX] for i in range(0, len(waiting), OUTBOX_MAX)]

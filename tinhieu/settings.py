@@ -261,6 +261,14 @@ class Settings(BaseSettings):
         "challenger's start) before the shadow decides; then again at every multiple."
     )
     # --- monitoring (docs/MONITORING.md) ----------------------------------------------
+    outcome_flush_candles: int = Field(
+        5,
+        ge=1,
+        le=1440,
+        description="Outcomes of a symbol wait in its record and go to signal_outcomes in "
+        "one message once the oldest is this many candles old (1: every batch that has "
+        "one): fewer Kafka writes per candle; monitoring scores them at once.",
+    )
     monitor_windows_s: Annotated[tuple[int, ...], NoDecode] = Field(
         (86_400, 604_800),
         description="Windows of the rolling live quality, seconds, comma-separated (default "

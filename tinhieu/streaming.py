@@ -37,6 +37,15 @@ MAX_SUBSCRIBE_BYTES = 4096  # a subscribe message is small: anything larger is r
 HEARTBEAT_S = 15.0
 
 
+def _split(kind: str, data: dict[str, Any], text: str) -> list[tuple[dict[str, Any], str]]:
+    """A ``signal_outcomes`` message carries a symbol's outcomes together
+    (:class:`models.records.SignalOutcomes`): clients get one ``outcome`` message each."""
+    if kind != "outcome" or not isinstance(data.get("outcomes"), list):
+        return [(data, text)]
+    return [(o, json.dumps(o, separators=(",", ":"))) for o in data["outcomes"]
+            if isinstance(o, dict)]
+
+
 @dataclass(frozen=True, slots=True)
 class Subscription:
     """Which messages a client wants: ``None`` means every symbol (or every type)."""
@@ -361,7 +370,9 @@ def kafka_feed(bootstrap: list[str], supported: Iterable[str], retry_s: float = 
                             continue  # not a record of ours: nothing a client could read
                         if not isinstance(data, dict):
                             continue
-                        hub.publish(kind, message_symbol(kind, rec.key, data, symbols), text)
+                        for one, one_text in _split(kind, data, text):
+                            hub.publish(kind, message_symbol(kind, rec.key, one, symbols),
+                                        one_text)
                         since_yield += 1
                         if since_yield >= yield_every:
                             # Let the clients' writers drain their queues: a burst (a

@@ -11,7 +11,7 @@ from unittest import mock
 import pytest
 
 from agents import candles as candles_agent
-from models.records import Alert, Order, Signal, SignalOutcome
+from models.records import Alert, Order, Signal, SignalOutcomes
 from streams import monitoring as monitoring_views
 from streams.app import runtime
 from tables.windows import symbol_to_window
@@ -57,7 +57,7 @@ def recorded(models: ModelCache | None = None):
         if topic == "signals":
             signals.append(Signal.from_data(value))  # what a consumer of the topic reads
         elif topic == "signal_outcomes":
-            SignalOutcome.from_data(value)
+            SignalOutcomes.from_data(value)
         else:
             assert topic == "orders"
             Order.from_data(value)  # the Order record's shape

@@ -13,7 +13,7 @@ from models.records import SignalOutcome
 from tinhieu.candles import Bar
 from tinhieu.data import load_candles
 from tinhieu.labels import barrier_levels, make_labels, triple_barrier_outcomes
-from tinhieu.outcomes import OutcomeTracker
+from tinhieu.outcomes import OUTBOX_MAX, OutcomeTracker, outbox
 
 DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "binance-spot-1m-2021"
 
@@ -124,3 +124,62 @@ def test_state_stays_small(candles) -> None:
     size = len(json.dumps(tracker.to_dict()))
     assert len(tracker.pending) <= 241
     assert size < 30_000, size
+
+
+def test_the_state_given_is_never_changed(candles) -> None:
+    """A tracker per batch reads the record's state and writes a new one: the old record
+    (what a re-delivery or the shadow still reads) keeps its values, and the result is the
+    same as one tracker over all candles."""
+    params = {**FIXED, "max_holding": 30, "stop_loss_pct": 0.3, "take_profit_pct": 0.6}
+    bars = _bars(candles.iloc[:600])
+    one = OutcomeTracker(None, params, "BTC/USDT")
+    state, seen, want = None, [], []
+    for i, bar in enumerate(bars):
+        signal = {"action": "BUY", "confidence": 0.5, "reason": "",
+                  "model_version": f"v{i // 200}"}
+        want.extend(one.on_candle(bar, signal))
+        tracker = OutcomeTracker(state, params, "BTC/USDT")
+        before = json.dumps(state)
+        seen.extend(tracker.on_candle(bar, signal))
+        assert json.dumps(state) == before, i
+        state = tracker.to_dict()
+    assert seen == want and len(want) > 400
+
+
+@pytest.mark.parametrize("flush_candles", [1, 5, 60])
+def test_outbox_sends_every_outcome_once_in_order(candles, flush_candles) -> None:
+    """Outcomes gathered in the record and sent together: concatenated, the messages and
+    what still waits are exactly the outcomes, in order; none waits longer than asked; far
+    fewer messages than outcomes."""
+    params = {**FIXED, "max_holding": 30, "stop_loss_pct": 0.3, "take_profit_pct": 0.6}
+    tracker = OutcomeTracker(None, params, "BTC/USDT")
+    wait_ms = (flush_candles - 1) * 60_000
+    state, sent, resolved, messages = None, [], [], 0
+    for bar in _bars(candles.iloc[:3000]):
+        new = tracker.on_candle(bar, {"action": "BUY", "confidence": 0.5, "reason": "",
+                                      "model_version": "v1"})
+        resolved.extend(new)
+        state, out = outbox(json.loads(json.dumps(state)) if state else None, new, bar.ts,
+                            wait_ms)  # through JSON, as the record is
+        for message in out:
+            assert message and len(message) <= OUTBOX_MAX
+            assert bar.ts - message[0]["exit_time"] >= wait_ms or len(message) >= OUTBOX_MAX
+            sent.extend(message)
+            messages += 1
+        if state:
+            assert bar.ts - state["since"] < wait_ms
+    assert sent + (state["items"] if state else []) == resolved and len(resolved) > 2000
+    assert messages <= len(resolved) / max(1, flush_candles - 1) + 1
+
+
+def test_outbox_splits_a_large_batch_and_never_changes_its_input() -> None:
+    items = [{"candle_time": i, "exit_time": 1_000 + i} for i in range(1200)]
+    state = {"since": 0, "items": items[:3]}
+    frozen = json.dumps(state)
+    new_state, out = outbox(state, items[3:], 5_000, 60_000)
+    assert json.dumps(state) == frozen and new_state is None
+    assert [len(m) for m in out] == [OUTBOX_MAX, OUTBOX_MAX, 200]
+    assert [o for m in out for o in m] == items
+    waiting, out = outbox(None, items[:2], 1_001, 60_000)
+    assert out == [] and waiting == {"since": 1_000, "items": items[:2]}
+    assert outbox(None, [], 5_000, 0) == (None, [])
