@@ -272,9 +272,12 @@ def retrain_symbol(
     max_train_rows: int | None = None,
     config: Any = None,
     progress: Any = False,
+    gate: bool = True,
 ) -> RetrainOutcome:
     """Train ``history`` through :func:`tinhieu.training.train_symbol` (gate kept) into
-    ``registry``; refuse, with the number needed, when there are too few candles."""
+    ``registry``; refuse, with the number needed, when there are too few candles.
+    ``gate=False`` (tests, as in :func:`tinhieu.training.train_quick`) treats the new version
+    as having passed the promotion gate."""
     from tinhieu.features import WARMUP
     from tinhieu.labels import label_settings
     from tinhieu.training import ModelConfig, TrainingError, train_symbol
@@ -296,7 +299,7 @@ def retrain_symbol(
                               n_splits=n_splits, max_train_rows=max_train_rows,
                               config=model_config,
                               progress=progress, data_source=history.source(),
-                              actor="retrain")
+                              actor="retrain", gate=gate)
     except TrainingError as exc:
         return RetrainOutcome(history.symbol, history, "refused", str(exc))
     version = next(iter(result.versions.values()), None)

@@ -123,3 +123,34 @@ def test_too_few_candles_are_refused_with_the_number_needed(tmp_path) -> None:
     assert "only 500 candles on market_data in the last 3 days" in out.reason
     assert "at least 4321 (300 warm-up + 241 label span + 3780 rows for 5 folds)" in out.reason
     assert any(line.startswith("[LOI] BTC/USDT: refused") for line in out.lines())
+
+
+def test_a_retrain_that_passes_the_gate_waits_as_challenger(tmp_path, data_1m) -> None:
+    """The retrain's challenger branch on a real MLflow store and real candles: a champion
+    trained on April keeps serving; the version trained from market_data messages of the
+    days after it gets the ``challenger`` alias, recorded as done by the retrain. (The gate is
+    treated as passed, as the quick test models do: whether real models pass it depends on
+    the period, which the integration test leaves to the data.)"""
+    from tinhieu.data import load_candles
+    from tinhieu.registry import open_registry
+    from tinhieu.training import QUICK, train_quick
+
+    settings = load_settings(_env_file=None, data_dir=tmp_path, symbols=SYM)
+    registry = open_registry(settings)
+    path = data_1m / "BTCUSDT_1m.csv.gz"
+    train_quick(load_candles(path, T0, T0 + 4 * DAY_MS), SYM, settings, registry)
+    assert registry.aliases(SYM) == {"champion": "v1"}
+
+    later = load_candles(path, T0 + 4 * DAY_MS, T0 + 8 * DAY_MS)
+    messages = [msg(int(r.timestamp), float(r.close), open=float(r.open), high=float(r.high),
+                    low=float(r.low), volume=float(r.volume)) for r in later.itertuples()]
+    hist = candles_from_messages(messages, SYM, SUPPORTED, TF, days=3)
+    out = retrain_symbol(hist, settings, registry, n_splits=2, config=QUICK, gate=False)
+
+    assert (out.status, out.version) == ("challenger", "v2"), out.lines()
+    assert registry.aliases(SYM) == {"champion": "v1", "challenger": "v2"}
+    assert f"[MO HINH] {SYM}: version v2 -> challenger; champion v1, challenger v2" in \
+        "\n".join(out.lines())
+    last = registry.history(SYM)[-1]
+    assert (last["alias"], last["action"], last["version"], last["actor"]) == (
+        "challenger", "set", "v2", "retrain")
