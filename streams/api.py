@@ -8,8 +8,10 @@ on the event loop. Query rules, the token check and the error body are plain fun
 ``tinhieu.webapi``.
 
 One aiohttp middleware guards every ``/api/v1/`` path: body size, method, the bearer token
-(when ``web_token`` is set), and it turns any refusal, an unknown path or an unexpected
-exception into ``{"error": ..., "detail": ...}`` JSON (never a traceback).
+(when ``web_token`` is set; an address that sent ``web_auth_failures_per_minute`` wrong tokens
+gets 429 with ``Retry-After`` until its minute is over), and it turns any refusal, an
+unknown path or an unexpected exception into ``{"error": ..., "detail": ...}`` JSON (never a
+traceback).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from typing import Any
 from aiohttp import web as aioweb
 from faust.web import Request, Response, View
 
-from streams.app import app, runtime, settings
+from streams.app import app, auth_failures, runtime, settings
 from streams.views import HealthView, key_partition, owner_url, routed
 from tables.windows import symbol_to_window
 from tinhieu.candles import window_json
@@ -35,26 +37,40 @@ from tinhieu.webapi import (
     parse_page_query,
     parse_symbol,
     request_authorized,
+    too_many_failures,
 )
 
 API = "/api/v1"
 log = logging.getLogger("tinhieu.api")
 _TOKEN = settings.web_token.get_secret_value() if settings.web_token is not None else None
 GUARDED_VIEWS = ("/windows", "/signals", "/positions")
+UNAUTHORIZED = ("this worker requires 'Authorization: Bearer <token>' (setting web_token, "
+                "TINHIEU_WEB_TOKEN)")
 
 
 def _error_json(exc: ApiError) -> aioweb.Response:
     headers = {"WWW-Authenticate": 'Bearer realm="tinhieu"'} if exc.status == 401 else None
     if exc.status == 405:
         headers = {"Allow": "GET"}
+    if exc.status == 429:
+        headers = {"Retry-After": str(exc.extra["retry_after_s"])}
     return aioweb.json_response(exc.body(), status=exc.status, headers=headers)
 
 
-def _authorized(request: aioweb.Request) -> bool:
-    """The bearer header, or the dashboard's session cookie (streams/dashboard.py)."""
-    return request_authorized(
-        request.headers.get("Authorization"), request.cookies.get(SESSION_COOKIE), _TOKEN
-    )
+def _authorize(request: aioweb.Request) -> None:
+    """The bearer header, or the dashboard's session cookie (streams/dashboard.py); an
+    address that sent too many wrong ones (``AuthFailures``) waits (429) before either is
+    looked at."""
+    if _TOKEN is None:
+        return
+    wait = auth_failures.retry_after(request.remote)
+    if wait is not None:
+        raise too_many_failures(wait)
+    header, cookie = request.headers.get("Authorization"), request.cookies.get(SESSION_COOKIE)
+    if not request_authorized(header, cookie, _TOKEN):
+        if header or cookie:  # a wrong credential counts; none at all is no guess
+            auth_failures.failed(request.remote)
+        raise ApiError(401, "unauthorized", UNAUTHORIZED)
 
 
 def _check(request: aioweb.Request) -> None:
@@ -72,13 +88,7 @@ def _check(request: aioweb.Request) -> None:
         raise ApiError(
             405, "method_not_allowed", f"{request.method} is not allowed: the API is GET only"
         )
-    if not _authorized(request):
-        raise ApiError(
-            401,
-            "unauthorized",
-            "this worker requires 'Authorization: Bearer <token>' (setting web_token, "
-            "TINHIEU_WEB_TOKEN)",
-        )
+    _authorize(request)
 
 
 @aioweb.middleware
@@ -89,14 +99,11 @@ async def api_guard(
         # The table views of streams/views.py answer the same data as the API: with a
         # token set they need it too. /health and /metrics stay open for load balancers
         # and Prometheus (they show no book).
-        if _TOKEN is not None and request.path.startswith(GUARDED_VIEWS) and not _authorized(
-            request
-        ):
-            return _error_json(
-                ApiError(401, "unauthorized",
-                         "this worker requires 'Authorization: Bearer <token>' "
-                         "(setting web_token, TINHIEU_WEB_TOKEN)")
-            )
+        if request.path.startswith(GUARDED_VIEWS):
+            try:
+                _authorize(request)
+            except ApiError as exc:
+                return _error_json(exc)
         return await handler(request)
     try:
         _check(request)

@@ -15,6 +15,7 @@ import faust
 from streams.runtime import Runtime, dump_tasks
 from tinhieu import i18n
 from tinhieu.settings import Settings, SettingsError, get_settings
+from tinhieu.webapi import AuthFailures
 
 log = logging.getLogger("tinhieu")
 
@@ -63,6 +64,9 @@ def _settings_or_exit() -> Settings:
 settings = _settings_or_exit()
 app = create_app(settings)
 runtime = Runtime(settings)
+# Wrong tokens per client address, shared by the API guard (streams/api.py) and the
+# dashboard's sign-in (streams/dashboard.py).
+auth_failures = AuthFailures(settings.web_auth_failures_per_minute)
 
 
 @app.on_before_shutdown.connect

@@ -32,7 +32,7 @@ from typing import Any
 from aiohttp import web as aioweb
 from faust.web import Request, View
 
-from streams.app import app, settings
+from streams.app import app, auth_failures, settings
 from tinhieu.webapi import SESSION_COOKIE, session_ok, session_value
 
 log = logging.getLogger("tinhieu.dashboard")
@@ -226,11 +226,22 @@ class LoginView(View):
         length = request.content_length
         if length is None or length > MAX_LOGIN_BYTES:
             return _html(login_page("Yêu cầu không hợp lệ / Invalid request"), status=400)
+        wait = auth_failures.retry_after(request.remote)
+        if wait is not None:
+            log.warning("dashboard login refused from %s: too many wrong tokens", request.remote)
+            return _html(
+                login_page(
+                    f"Sai mã quá nhiều lần: thử lại sau {wait} giây. / Too many wrong tokens: "
+                    f"try again in {wait} s."
+                ),
+                status=429, **{"Retry-After": str(wait)},
+            )
         form = await request.post()
         given = form.get("token")
         if not isinstance(given, str) or not hmac.compare_digest(
             given.strip().encode(), _TOKEN.encode()
         ):
+            auth_failures.failed(request.remote)
             log.warning("dashboard login refused from %s: wrong token", request.remote)
             return _html(
                 login_page(

@@ -80,6 +80,14 @@ class Settings(BaseSettings):
         description="Bearer token every /api/v1/ request must carry when set; required "
         "when web_host is not local (127.0.0.1, ::1, localhost). Never logged.",
     )
+    web_auth_failures_per_minute: int = Field(
+        10,
+        ge=0,
+        le=100_000,
+        description="Wrong tokens one client address may send in a minute (API bearer, "
+        "table views, dashboard sign-in); beyond it every request of that address that needs "
+        "the token gets 429 until the minute is over (0: no limit). Only with web_token set.",
+    )
     web_advertised_host: str | None = Field(
         None,
         description="Host other workers use to reach this one; default web_host, or "

@@ -9,11 +9,17 @@ and a ``detail`` that names the input and says what is accepted; the web layer t
 from __future__ import annotations
 
 import hmac
+import math
 import re
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+
+from limits import RateLimitItemPerMinute
+from limits.storage import MemoryStorage
+from limits.strategies import MovingWindowRateLimiter
 
 from tinhieu.symbols import UnknownSymbolError, normalize
 
@@ -165,6 +171,44 @@ def token_ok(authorization: str | None, token: str | None) -> bool:
     if scheme.lower() != "bearer":
         return False
     return hmac.compare_digest(given.strip().encode(), token.encode())
+
+
+class AuthFailures:
+    """Wrong tokens per client address over a moving minute (``limits``' moving window, in
+    memory, per worker): once ``per_minute`` were sent, :meth:`retry_after` says how long that
+    address must wait, and every request of it that needs the token is refused meanwhile,
+    a right one included (otherwise guessing would just go on). ``per_minute`` 0: no limit.
+
+    The address is the TCP peer: behind a reverse proxy, every client shares the proxy's,
+    so limit there instead (or raise the setting)."""
+
+    def __init__(self, per_minute: int, clock: Any = time.time) -> None:
+        self._item = RateLimitItemPerMinute(per_minute) if per_minute > 0 else None
+        self._limiter = MovingWindowRateLimiter(MemoryStorage())
+        self._clock = clock
+
+    def retry_after(self, address: str | None) -> int | None:
+        """Whole seconds until ``address`` may try again, or None when it may now."""
+        if self._item is None:
+            return None
+        key = address or "-"
+        if self._limiter.test(self._item, key):
+            return None
+        reset = self._limiter.get_window_stats(self._item, key).reset_time
+        return max(1, math.ceil(reset - self._clock()))
+
+    def failed(self, address: str | None) -> None:
+        """Count one wrong token from ``address``."""
+        if self._item is not None:
+            self._limiter.hit(self._item, address or "-")
+
+
+def too_many_failures(seconds: int) -> ApiError:
+    """The 429 of an address that sent too many wrong tokens."""
+    return ApiError(
+        429, "too_many_failed_attempts",
+        f"too many wrong tokens from this address; try again in {seconds} s "
+        "(setting web_auth_failures_per_minute)", retry_after_s=seconds)
 
 
 SESSION_COOKIE = "tinhieu_session"

@@ -21,13 +21,16 @@ TOKEN = "it-api-token-5f3a"
 WINDOW = 60
 START, END = "2021-04-05T00:00", "2021-04-05T01:30"
 SYMBOLS = "BTC,ETH,SOL"  # SOL gets no candles: the "not yet" answers
+AUTH_LIMIT = 30
 
 
 @pytest.fixture(scope="module")
 def env(kafka, tmp_path_factory):
     data_dir = tmp_path_factory.mktemp("worker")
+    # The tests before the last send 20 wrong tokens: the limit is reached in the last one.
     return app_env(
-        kafka.url, data_dir, "it-api", window_size=WINDOW, web_token=TOKEN, symbols=SYMBOLS
+        kafka.url, data_dir, "it-api", window_size=WINDOW, web_token=TOKEN, symbols=SYMBOLS,
+        web_auth_failures_per_minute=AUTH_LIMIT,
     )
 
 
@@ -48,6 +51,7 @@ def call(
     method: str = "GET",
     data: bytes | None = None,
     headers: dict[str, str] | None = None,
+    answer: dict[str, str] | None = None,
 ) -> tuple[int, Any]:
     req = urllib.request.Request(worker.url + path, data=data, method=method)
     if token is not None:
@@ -59,6 +63,8 @@ def call(
             assert resp.headers.get_content_type() == "application/json", path
             return resp.status, json.loads(resp.read())
     except urllib.error.HTTPError as err:
+        if answer is not None:
+            answer.update(err.headers)
         body = err.read()
         assert err.headers.get_content_type() == "application/json", (path, body[:300])
         return err.code, json.loads(body)
@@ -308,3 +314,25 @@ def test_a_non_local_bind_without_a_token_is_refused(env) -> None:
     )
     assert proc.returncode == 2
     assert "web_token (TINHIEU_WEB_TOKEN)" in proc.stderr and "TINHIEU_WEB_HOST" in proc.stderr
+
+
+def test_wrong_tokens_beyond_the_limit_wait(worker) -> None:
+    """Last of the module (it locks 127.0.0.1 out for a minute): after the limit of wrong
+    tokens, every request that needs the token gets 429 with Retry-After, the right token
+    included; requests without any token are not guesses and did not count; /health stays
+    open."""
+    statuses = []
+    for _ in range(AUTH_LIMIT + 1):
+        status, body = call(worker, "/api/v1/symbols", token="guess")
+        statuses.append(status)
+        if status == 429:
+            break
+    assert statuses[-1] == 429 and set(statuses[:-1]) <= {401}, statuses
+    headers: dict[str, str] = {}
+    status, body = call(worker, "/api/v1/symbols", answer=headers)
+    assert_error(status, body, 429, "too_many_failed_attempts")
+    assert 1 <= int(headers["Retry-After"]) <= 60 and body["retry_after_s"] == int(
+        headers["Retry-After"])
+    assert "web_auth_failures_per_minute" in body["detail"] and TOKEN not in json.dumps(body)
+    assert call(worker, "/windows/BTC-USDT")[0] == 429  # the table views alike
+    assert call(worker, "/health", token=None)[0] == 200

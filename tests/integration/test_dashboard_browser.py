@@ -122,7 +122,11 @@ def env(kafka, tmp_path_factory, models_dir):
         min_confidence=MIN_CONFIDENCE,
         ensemble_weights=WEIGHTS,
         model_dir=models_dir,
+        web_auth_failures_per_minute=SIGN_IN_LIMIT,
     )
+
+
+SIGN_IN_LIMIT = 8  # the tests before the last send 3 wrong tokens
 
 
 def replay(env, data_1m, part: tuple[str, str]) -> str:
@@ -380,3 +384,21 @@ def test_dashboard_in_a_browser(browser, worker, env, data_1m) -> None:
             30, "the last candle of part 3 over SSE", f"{btc} .signal-line")
     errors = console_errors(driver)
     assert not errors, errors
+
+
+def test_wrong_sign_ins_beyond_the_limit_wait(worker) -> None:
+    """Last of the module (it locks 127.0.0.1 out for a minute): once the address has sent
+    the limit of wrong tokens, the sign-in form answers 429 with Retry-After and says how long
+    to wait, the right token included."""
+    statuses = []
+    for _ in range(SIGN_IN_LIMIT + 1):
+        status, _, body = _post_login(worker, "guess")
+        statuses.append(status)
+        if status == 429:
+            break
+    assert statuses[-1] == 429 and set(statuses[:-1]) <= {401}, statuses
+    status, headers, body = _post_login(worker, TOKEN)
+    wait = int(dict((k.lower(), v) for k, v in headers)["retry-after"])
+    assert status == 429 and 1 <= wait <= 60
+    assert b'name="token"' in body and b"Too many wrong tokens" in body
+    assert TOKEN not in worker.tail(200_000)

@@ -10,7 +10,14 @@ import pytest
 
 from streams import dashboard
 from streams.dashboard import CONTENT_TYPES, content_type, etag, resolve_static
-from tinhieu.webapi import request_authorized, session_ok, session_value, token_ok
+from tinhieu.webapi import (
+    AuthFailures,
+    request_authorized,
+    session_ok,
+    session_value,
+    token_ok,
+    too_many_failures,
+)
 
 
 @pytest.fixture
@@ -129,3 +136,21 @@ def test_a_missing_library_is_named_with_the_install_command(tmp_path, monkeypat
     assert dashboard.vendor_path("lightweight-charts.js") is None
     monkeypatch.undo()
     assert dashboard.vendor_missing() == []  # make test ran npm ci
+
+
+def test_wrong_tokens_are_limited_per_address() -> None:
+    failures = AuthFailures(3)
+    for _ in range(3):
+        assert failures.retry_after("10.0.0.1") is None
+        failures.failed("10.0.0.1")
+    wait = failures.retry_after("10.0.0.1")
+    assert wait is not None and 1 <= wait <= 60
+    assert failures.retry_after("10.0.0.2") is None  # another address is not held back
+    assert failures.retry_after(None) is None  # an unknown peer has its own count
+    unlimited = AuthFailures(0)
+    for _ in range(100):
+        unlimited.failed("10.0.0.1")
+    assert unlimited.retry_after("10.0.0.1") is None
+    error = too_many_failures(wait)
+    assert error.status == 429 and error.body()["retry_after_s"] == wait
+    assert "web_auth_failures_per_minute" in error.detail
