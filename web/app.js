@@ -8,6 +8,12 @@ const MAX_BARS = 1000; // candles kept per chart
 const MAX_ORDERS = 50; // rows of the orders table
 const MAX_ALERTS = 50;
 const MAX_MARKERS = 300;
+// A marker's text (action and confidence, fill and price) is shown only where it has room:
+// from the newest marker back, a label that would overlap the last one kept is left out (the
+// marker keeps its shape and colour; the prices are in the orders table). Approximate width
+// of a label's character at the chart's 12 px font, and the gap kept between two labels:
+const MARKER_CHAR_PX = 7;
+const MARKER_GAP_PX = 6;
 const FLUSH_MS = 150; // live messages are applied in batches (a replay sends thousands)
 const MONITOR_MS = 15000;
 
@@ -96,6 +102,8 @@ function makeCard(info) {
       wickDownColor: '#f85149', borderVisible: false,
     });
     card.markers = LC.createSeriesMarkers(card.candles, []);
+    // Which labels have room depends on the zoom and the scroll: decide again when they change.
+    card.chart.timeScale().subscribeVisibleLogicalRangeChange(() => drawMarkers(card));
     card.equityChart = LC.createChart(node.querySelector('.equity-chart'), {
       autoSize: true,
       layout: { background: { color: 'transparent' }, textColor: '#c9d1d9', attributionLogo: false },
@@ -149,7 +157,18 @@ function drawMarkers(card) {
     marks.push({ time: secs(f.fill_time), position: f.side === 'BUY' ? 'belowBar' : 'aboveBar', color, shape, text });
   }
   const shown = marks.filter((m) => m.time >= first).sort((a, b) => a.time - b.time);
-  card.markers.setMarkers(shown.slice(-MAX_MARKERS));
+  const kept = shown.slice(-MAX_MARKERS);
+  const scale = card.chart.timeScale();
+  let right = null; // left edge (px) of the label kept last, walking from the newest
+  for (let i = kept.length - 1; i >= 0; i--) {
+    const m = kept[i];
+    const x = scale.timeToCoordinate(m.time);
+    if (x === null) continue; // off screen: drawn again when the view moves
+    const half = (m.text.length * MARKER_CHAR_PX) / 2;
+    if (right !== null && x + half + MARKER_GAP_PX > right) m.text = '';
+    else right = x - half;
+  }
+  card.markers.setMarkers(kept);
 }
 
 function drawPriceLines(card) {
