@@ -16,6 +16,20 @@ from tests.integration.procs import Worker, prometheus_binary, wait_for
 from tinhieu.kafka_embedded import free_port
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> object:
+    """A test that fails beside a running worker reports the end of that worker's log and
+    what each of its asyncio tasks was waiting for (a hang leaves no other trace)."""
+    outcome = yield
+    report = outcome.get_result()
+    if report.when != "call" or not report.failed:
+        return
+    for name, value in getattr(item, "funcargs", {}).items():
+        if isinstance(value, Worker) and value.proc is not None and value.proc.poll() is None:
+            report.sections.append((f"worker {name}: log tail", value.tail(4000)))
+            report.sections.append((f"worker {name}: asyncio tasks", value.dump_tasks()))
+
+
 @pytest.fixture(scope="module")
 def worker(env, tmp_path_factory):
     """One real ``faust -A streams.app worker`` for the module, with the module's ``env``,

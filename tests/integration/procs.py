@@ -116,6 +116,22 @@ class Worker:
         except OSError:
             return ""
 
+    def dump_tasks(self, wait_s: float = 3.0) -> str:
+        """What every asyncio task of the running worker waits for: ``kill -USR2`` makes it
+        log their stacks (``streams.app``); returns the log written since. For the report of
+        a test that failed while the worker seemed stuck."""
+        if self.proc is None or self.proc.poll() is not None:
+            return "(the worker is not running)"
+        try:
+            size = self.log_path.stat().st_size
+            os.kill(self.proc.pid, signal.SIGUSR2)
+            time.sleep(wait_s)
+            with open(self.log_path, "rb") as f:
+                f.seek(size)
+                return f.read().decode(errors="replace")[-60_000:]
+        except OSError as exc:
+            return f"(no task dump: {exc})"
+
     def stop(self, timeout: float = 40.0) -> None:
         if self.proc is None or self.proc.poll() is not None:
             return
