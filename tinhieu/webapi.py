@@ -182,10 +182,9 @@ class AuthFailures:
     The address is the TCP peer: behind a reverse proxy, every client shares the proxy's,
     so limit there instead (or raise the setting)."""
 
-    def __init__(self, per_minute: int, clock: Any = time.time) -> None:
+    def __init__(self, per_minute: int) -> None:
         self._item = RateLimitItemPerMinute(per_minute) if per_minute > 0 else None
         self._limiter = MovingWindowRateLimiter(MemoryStorage())
-        self._clock = clock
 
     def retry_after(self, address: str | None) -> int | None:
         """Whole seconds until ``address`` may try again, or None when it may now."""
@@ -195,7 +194,7 @@ class AuthFailures:
         if self._limiter.test(self._item, key):
             return None
         reset = self._limiter.get_window_stats(self._item, key).reset_time
-        return max(1, math.ceil(reset - self._clock()))
+        return max(1, math.ceil(reset - time.time()))  # the limiter's own clock
 
     def failed(self, address: str | None) -> None:
         """Count one wrong token from ``address``."""
